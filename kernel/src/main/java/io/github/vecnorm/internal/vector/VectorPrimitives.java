@@ -1,0 +1,196 @@
+package io.github.vecnorm.internal.vector;
+
+import io.github.vecnorm.internal.GradSums;
+import io.github.vecnorm.internal.Moments;
+import io.github.vecnorm.internal.Primitives;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The primitives with the Vector API, at the machine's preferred width (8 float lanes on AVX2, 16 on
+ * AVX-512). The only class that imports {@code jdk.incubator.vector}; loaded by name by
+ * {@link io.github.vecnorm.internal.Kernels}. Loop shape everywhere: whole vectors with independent
+ * accumulators, then a scalar tail per run; lanes are reduced once per call.
+ */
+public final class VectorPrimitives implements Primitives {
+
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int L = SPECIES.length();
+    private static final long VB = (long) L * Float.BYTES;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final long B = Float.BYTES;
+
+    @Override
+    public String name() {
+        return "vector";
+    }
+
+    @Override
+    public int lanes() {
+        return L;
+    }
+
+    private static FloatVector load(MemorySegment s, long off) {
+        return FloatVector.fromMemorySegment(SPECIES, s, off, ORDER);
+    }
+
+    @Override
+    public void moments(MemorySegment x, long off, long runs, int len, long stride, float shift, Moments acc) {
+        // Welford per lane: all lanes of a set have seen the same count, so one scalar reciprocal a step.
+        // Four sets break the mean -> delta dependency chain; set 0 also takes the odd whole vectors.
+        FloatVector sh = FloatVector.broadcast(SPECIES, shift);
+        FloatVector m0 = FloatVector.zero(SPECIES), q0 = m0, m1 = m0, q1 = m0, m2 = m0, q2 = m0, m3 = m0, q3 = m0;
+        int c0 = 0, cq = 0;
+        double tc = 0, tm = 0, tq = 0; // scalar tails, Welford in double
+        int bound4 = len - len % (4 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound4; i += 4 * L) {
+                long o = base + i * B;
+                c0++;
+                cq++;
+                FloatVector inv0 = FloatVector.broadcast(SPECIES, 1f / c0);
+                FloatVector inv = FloatVector.broadcast(SPECIES, 1f / cq);
+                FloatVector v0 = load(x, o).sub(sh);
+                FloatVector v1 = load(x, o + VB).sub(sh);
+                FloatVector v2 = load(x, o + 2 * VB).sub(sh);
+                FloatVector v3 = load(x, o + 3 * VB).sub(sh);
+                FloatVector d0 = v0.sub(m0), d1 = v1.sub(m1), d2 = v2.sub(m2), d3 = v3.sub(m3);
+                m0 = d0.fma(inv0, m0);
+                m1 = d1.fma(inv, m1);
+                m2 = d2.fma(inv, m2);
+                m3 = d3.fma(inv, m3);
+                q0 = d0.fma(v0.sub(m0), q0);
+                q1 = d1.fma(v1.sub(m1), q1);
+                q2 = d2.fma(v2.sub(m2), q2);
+                q3 = d3.fma(v3.sub(m3), q3);
+            }
+            for (; i < bound1; i += L) {
+                c0++;
+                FloatVector v0 = load(x, base + i * B).sub(sh);
+                FloatVector d0 = v0.sub(m0);
+                m0 = d0.fma(FloatVector.broadcast(SPECIES, 1f / c0), m0);
+                q0 = d0.fma(v0.sub(m0), q0);
+            }
+            // scalar tail
+            for (; i < len; i++) {
+                double v = (double) x.get(F, base + i * B) - shift;
+                tc += 1;
+                double delta = v - tm;
+                tm += delta / tc;
+                tq += delta * (v - tm);
+            }
+        }
+        if (cq > 0) {
+            // Sets 1..3 have equal counts: pairwise Chan merges with scalar weights, lane-wise.
+            FloatVector d = m2.sub(m1);
+            q1 = q1.add(q2).add(d.mul(d).mul(cq * 0.5f));
+            m1 = m1.add(m2).mul(0.5f);
+            // (m1, q1) now has 2cq values per lane; merge set 3 (cq values)
+            d = m3.sub(m1);
+            q1 = q1.add(q3).add(d.mul(d).mul((2f * cq) / 3f));
+            m1 = d.fma(FloatVector.broadcast(SPECIES, 1f / 3f), m1);
+            // merge into set 0 (c0 values per lane) the 3cq values of (m1, q1)
+            float n0 = c0, n1 = 3f * cq, n = n0 + n1;
+            d = m1.sub(m0);
+            q0 = q0.add(q1).add(d.mul(d).mul(n0 * n1 / n));
+            m0 = d.fma(FloatVector.broadcast(SPECIES, n1 / n), m0);
+        }
+        if (c0 > 0) {
+            // Lanes have equal counts c0 + 3cq: the mean is the mean of lane means.
+            double perLane = (double) c0 + 3.0 * cq;
+            float mean = m0.reduceLanes(VectorOperators.ADD) / L;
+            FloatVector dm = m0.sub(mean);
+            double m2all = (double) q0.reduceLanes(VectorOperators.ADD)
+                    + perLane * dm.mul(dm).reduceLanes(VectorOperators.ADD);
+            acc.merge(perLane * L, (double) mean + shift, m2all);
+        }
+        acc.merge(tc, tm + shift, tq);
+    }
+
+    @Override
+    public void affine(MemorySegment x, long xOff, MemorySegment y, long yOff,
+                       long runs, int len, long stride, float c, float a, float b) {
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector av = FloatVector.broadcast(SPECIES, a);
+        FloatVector bv = FloatVector.broadcast(SPECIES, b);
+        int bound = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long xb = xOff + r * stride, yb = yOff + r * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                load(x, xb + i * B).sub(cv).fma(av, bv).intoMemorySegment(y, yb + i * B, ORDER);
+            }
+            // scalar tail: the same fma as the vector lanes, so both give the same bits
+            for (; i < len; i++) {
+                y.set(F, yb + i * B, Math.fma(x.get(F, xb + i * B) - c, a, b));
+            }
+        }
+    }
+
+    @Override
+    public void gradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff,
+                         long runs, int len, long stride, float c, GradSums acc) {
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, t0 = s0, t1 = s0;
+        double sumDy = 0, sumDyXc = 0;
+        int bound2 = len - len % (2 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long db = dyOff + r * stride, xb = xOff + r * stride;
+            int i = 0;
+            for (; i < bound2; i += 2 * L) {
+                FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
+                FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
+                s0 = s0.add(g0);
+                s1 = s1.add(g1);
+                t0 = g0.fma(x0, t0);
+                t1 = g1.fma(x1, t1);
+            }
+            for (; i < bound1; i += L) {
+                FloatVector g0 = load(dy, db + i * B);
+                s0 = s0.add(g0);
+                t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
+            }
+            // scalar tail
+            for (; i < len; i++) {
+                double g = dy.get(F, db + i * B);
+                sumDy += g;
+                sumDyXc += g * (x.get(F, xb + i * B) - c);
+            }
+        }
+        acc.sumDy += sumDy + s0.add(s1).reduceLanes(VectorOperators.ADD);
+        acc.sumDyXc += sumDyXc + t0.add(t1).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void gradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                          long runs, int len, long stride, float p, float q, float c, float r) {
+        FloatVector pv = FloatVector.broadcast(SPECIES, p);
+        FloatVector qv = FloatVector.broadcast(SPECIES, q);
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector rv = FloatVector.broadcast(SPECIES, r);
+        int bound = SPECIES.loopBound(len);
+        for (long k = 0; k < runs; k++) {
+            long db = dyOff + k * stride, xb = xOff + k * stride, ob = dxOff + k * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                FloatVector t = load(x, xb + i * B).sub(cv).fma(qv, rv);
+                pv.fma(load(dy, db + i * B), t).intoMemorySegment(dx, ob + i * B, ORDER);
+            }
+            // scalar tail: same operations as the lanes
+            for (; i < len; i++) {
+                float g = dy.get(F, db + i * B);
+                float v = x.get(F, xb + i * B);
+                dx.set(F, ob + i * B, Math.fma(p, g, Math.fma(v - c, q, r)));
+            }
+        }
+    }
+}
