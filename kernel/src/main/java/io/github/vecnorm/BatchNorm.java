@@ -3,9 +3,8 @@ package io.github.vecnorm;
 import io.github.vecnorm.internal.BatchNormOps;
 import io.github.vecnorm.internal.Checks;
 import io.github.vecnorm.internal.Kernels;
-import io.github.vecnorm.internal.Primitives;
+import io.github.vecnorm.internal.Loop;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * Batch Normalization (Ioffe and Szegedy, 2015) over float32 NCHW tensors in caller-owned memory
@@ -103,11 +102,9 @@ public final class BatchNorm {
         Checks.noOverlap("runningMean", rm, null, "x", x, "gamma", gamma, "beta", beta, "runningVar", rv);
         Checks.noOverlap("runningVar", rv, null, "x", x, "gamma", gamma, "beta", beta);
 
-        Primitives p = Kernels.primitives();
         double factor = running == null ? 0 : running.nextFactor();
-        long n = shape.n(), s = shape.s();
-        run(parallelism, c, ch -> BatchNormOps.trainingChannel(p, n, c, s, ch, x, y, gamma, beta,
-                saveMean, saveInvstd, rm, rv, factor, eps), x, y, gamma, beta, saveMean, saveInvstd, rm, rv);
+        BatchNormOps.forwardTraining(Kernels.primitives(), shape.n(), c, shape.s(), x, y, gamma, beta,
+                saveMean, saveInvstd, rm, rv, factor, eps, loop(parallelism, x, y, gamma, beta, saveMean, saveInvstd, rm, rv));
         if (running != null) running.countBatch();
     }
 
@@ -151,10 +148,8 @@ public final class BatchNorm {
         Checks.noOverlap("y", y, x, "x", x, "gamma", gamma, "beta", beta,
                 "runningMean", runningMean, "runningVar", runningVar);
 
-        Primitives p = Kernels.primitives();
-        long n = shape.n(), s = shape.s();
-        run(parallelism, c, ch -> BatchNormOps.inferenceChannel(p, n, c, s, ch, x, y, gamma, beta,
-                runningMean, runningVar, eps), x, y, gamma, beta, runningMean, runningVar);
+        BatchNormOps.forwardInference(Kernels.primitives(), shape.n(), c, shape.s(), x, y, gamma, beta,
+                runningMean, runningVar, eps, loop(parallelism, x, y, gamma, beta, runningMean, runningVar));
     }
 
     /** {@link #backward(Shape, MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, Parallelism)} on the calling thread. */
@@ -200,12 +195,8 @@ public final class BatchNorm {
         Checks.tensor("saveInvstd", saveInvstd, c, "one per channel", false);
         checkGradOutputs(numel, what, c, dy, x, gamma, "saveMean", saveMean, "saveInvstd", saveInvstd, dx, dgamma, dbeta);
 
-        Primitives p = Kernels.primitives();
-        long n = shape.n(), s = shape.s();
-        run(parallelism, c, ch -> BatchNormOps.backwardChannel(p, n, c, s, ch, dy, x, gamma,
-                saveMean.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, ch),
-                saveInvstd.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, ch), dx, dgamma, dbeta),
-                dy, x, gamma, saveMean, saveInvstd, dx, dgamma, dbeta);
+        BatchNormOps.backward(Kernels.primitives(), shape.n(), c, shape.s(), dy, x, gamma, saveMean, saveInvstd,
+                dx, dgamma, dbeta, loop(parallelism, dy, x, gamma, saveMean, saveInvstd, dx, dgamma, dbeta));
     }
 
     /** {@link #backwardInference(Shape, MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, double, MemorySegment, MemorySegment, MemorySegment, Parallelism)} on the calling thread. */
@@ -239,11 +230,9 @@ public final class BatchNorm {
         Checks.eps(eps);
         checkGradOutputs(numel, what, c, dy, x, gamma, "runningMean", runningMean, "runningVar", runningVar, dx, dgamma, dbeta);
 
-        Primitives p = Kernels.primitives();
-        long n = shape.n(), s = shape.s();
-        run(parallelism, c, ch -> BatchNormOps.backwardInferenceChannel(p, n, c, s, ch, dy, x, gamma,
-                runningMean, runningVar, eps, dx, dgamma, dbeta),
-                dy, x, gamma, runningMean, runningVar, dx, dgamma, dbeta);
+        BatchNormOps.backwardInference(Kernels.primitives(), shape.n(), c, shape.s(), dy, x, gamma,
+                runningMean, runningVar, eps, dx, dgamma, dbeta,
+                loop(parallelism, dy, x, gamma, runningMean, runningVar, dx, dgamma, dbeta));
     }
 
     private static void checkGradOutputs(long numel, String what, long c, MemorySegment dy, MemorySegment x,
@@ -266,12 +255,8 @@ public final class BatchNorm {
         if (parallelism == null) throw new IllegalArgumentException("parallelism must not be null (use Parallelism.serial())");
     }
 
-    /** Runs the per-item body, spread over threads only when every segment may be touched by them. */
-    static void run(Parallelism par, long items, java.util.function.LongConsumer body, MemorySegment... segs) {
-        if (par.isSerial() || !Checks.shareable(segs)) {
-            for (long i = 0; i < items; i++) body.accept(i);
-        } else {
-            par.forEach(items, body);
-        }
+    /** The loop for a call: spread over threads only when every segment may be touched by them. */
+    static Loop loop(Parallelism par, MemorySegment... segs) {
+        return par.isSerial() || !Checks.shareable(segs) ? Loop.SERIAL : par::forEach;
     }
 }
