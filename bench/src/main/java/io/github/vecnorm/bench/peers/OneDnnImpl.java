@@ -6,7 +6,6 @@ import io.github.vecnorm.bench.Kernel;
 import io.github.vecnorm.bench.Problem;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.dnnl.dnnl_engine;
@@ -27,9 +26,9 @@ import org.bytedeco.javacpp.Loader;
  * <ul>
  *   <li>Training forward: prop kind {@code forward_training}, flags {@code use_scale | use_shift}.
  *   oneDNN writes y, the batch mean (straight into saveMean) and the <em>biased</em> batch variance
- *   (into a scratch vector of C floats); {@link #run} then sets saveInvstd = 1/sqrt(var + eps) over
- *   the C channels. oneDNN keeps no running statistics: runningMean and runningVar are left as they
- *   are (so this peer does slightly less work than one that updates them, C values' worth).</li>
+ *   (into a scratch vector of C floats). oneDNN keeps no running statistics, so {@link #run} then
+ *   does the per-channel rest in Java ({@link Epilogue}, C values): saveInvstd = 1/sqrt(var + eps)
+ *   and the running statistics updated as ATen does (momentum, unbiased variance).</li>
  *   <li>Inference: {@code forward_inference} with {@code use_global_stats | use_scale | use_shift},
  *   reading runningMean and runningVar in place.</li>
  *   <li>Backward: prop kind {@code backward} (dx, dgamma, dbeta), the training forward as hint.
@@ -190,18 +189,12 @@ public final class OneDnnImpl implements PeerImpl {
         switch (kernel) {
             case BATCHNORM_FORWARD_TRAINING -> {
                 execute(training, trainingArgCount, trainingArgs);
-                // the problem's contract is ATen's: the inverse standard deviation, not the variance
-                for (long c = 0; c < channels; c++) {
-                    float v = variance.getAtIndex(ValueLayout.JAVA_FLOAT, c);
-                    p.saveInvstd.setAtIndex(ValueLayout.JAVA_FLOAT, c, (float) (1 / Math.sqrt(v + p.eps)));
-                }
+                Epilogue.invstdFromVariance(p, variance);
+                Epilogue.updateRunningStats(p, variance);
             }
             case BATCHNORM_FORWARD_INFERENCE -> execute(inference, inferenceArgCount, inferenceArgs);
             case BATCHNORM_BACKWARD -> {
-                for (long c = 0; c < channels; c++) {
-                    double invstd = p.saveInvstd.getAtIndex(ValueLayout.JAVA_FLOAT, c);
-                    variance.setAtIndex(ValueLayout.JAVA_FLOAT, c, (float) (1 / (invstd * invstd) - p.eps));
-                }
+                Epilogue.varianceFromInvstd(p, variance);
                 execute(backward, backwardArgCount, backwardArgs);
             }
         }
