@@ -19,16 +19,16 @@ public final class Reference {
     }
 
     /** Index of element (n, c, i). */
-    static int at(int n, int c, int i, int cs, int s) {
+    public static int at(int n, int c, int i, int cs, int s) {
         return (n * cs + c) * s + i;
     }
 
     /** Neumaier's compensated sum: exact to about one double rounding of the result. */
-    static final class Sum {
+    public static final class Sum {
         private double sum;
         private double comp;
 
-        void add(double v) {
+        public void add(double v) {
             double t = sum + v;
             if (Math.abs(sum) >= Math.abs(v)) {
                 comp += (sum - t) + v;
@@ -38,7 +38,7 @@ public final class Reference {
             sum = t;
         }
 
-        double value() {
+        public double value() {
             return sum + comp;
         }
     }
