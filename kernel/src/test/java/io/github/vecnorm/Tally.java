@@ -96,7 +96,7 @@ public final class Tally {
             synchronized (this) {
                 if (r > worst) {
                     worst = r;
-                    worstWhat = what;
+                    worstWhat = what + " #" + index + ": got " + actual + ", expected " + expected + " +- " + tol;
                 }
             }
         }
