@@ -41,4 +41,34 @@ public interface Primitives {
     /** {@code dx = p * dy + q * (x - c) + r} over the runs; dx may be dy (same offsets). */
     void gradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                    long runs, int len, long stride, float p, float q, float c, float r);
+
+    // --- row primitives (LayerNorm, RMSNorm)
+    // One contiguous run of len floats, with a per-element weight vector w (gamma) read from wOff on.
+
+    /** {@code Σ x²} over the runs (same run layout as {@link #moments}). */
+    double sumSquares(MemorySegment x, long off, long runs, int len, long stride);
+
+    /**
+     * {@code y = ((x - c) * a + b) * w + beta} element by element over one run of {@code len} floats:
+     * a per-run affine, then a per-element one. w may be null (1), beta may be null (0); y may be x (same offsets).
+     */
+    void rowAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int len, float c, float a, float b,
+                   MemorySegment w, long wOff, MemorySegment beta, long betaOff);
+
+    /** Adds {@code Σ w*dy} to {@code acc.sumDy} and {@code Σ w*dy*(x - c)} to {@code acc.sumDyXc} over one run. */
+    void rowGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                     int len, float c, GradSums acc);
+
+    /** {@code dx = p * w * dy + q * (x - c) + r} over one run; dx may be dy (same offsets). */
+    void rowGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                      MemorySegment dx, long dxOff, int len, float p, float q, float c, float r);
+
+    /**
+     * Column accumulation over one run (a row): {@code sumDy[accOff + i] += dy[i]} and
+     * {@code sumDyXhat[accOff + i] += dy[i] * ((x[i] - c) * a)}, in float; either array may be null.
+     * Every element goes through the same float operations (vector lanes and tail alike), so a column's
+     * sum does not depend on where a run starts or on the implementation.
+     */
+    void columnGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int len, float c, float a,
+                        float[] sumDy, float[] sumDyXhat, int accOff);
 }

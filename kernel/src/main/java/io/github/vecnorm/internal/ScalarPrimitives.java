@@ -79,4 +79,72 @@ public final class ScalarPrimitives implements Primitives {
             }
         }
     }
+
+    // --- row primitives (LayerNorm, RMSNorm)
+
+    @Override
+    public double sumSquares(MemorySegment x, long off, long runs, int len, long stride) {
+        double sum = 0;
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            for (int i = 0; i < len; i++) {
+                double v = x.get(F, base + i * B);
+                sum += v * v;
+            }
+        }
+        return sum;
+    }
+
+    @Override
+    public void rowAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int len, float c, float a, float b,
+                          MemorySegment w, long wOff, MemorySegment beta, long betaOff) {
+        for (int i = 0; i < len; i++) {
+            float t = Math.fma(x.get(F, xOff + i * B) - c, a, b);
+            if (w == null) {
+                y.set(F, yOff + i * B, beta == null ? t : t + beta.get(F, betaOff + i * B));
+            } else {
+                float g = w.get(F, wOff + i * B);
+                y.set(F, yOff + i * B, beta == null ? t * g : Math.fma(t, g, beta.get(F, betaOff + i * B)));
+            }
+        }
+    }
+
+    @Override
+    public void rowGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                            int len, float c, GradSums acc) {
+        double sumDy = 0, sumDyXc = 0;
+        for (int i = 0; i < len; i++) {
+            // float * float is exact in double
+            double g = (double) w.get(F, wOff + i * B) * dy.get(F, dyOff + i * B);
+            sumDy += g;
+            sumDyXc += g * (x.get(F, xOff + i * B) - c);
+        }
+        acc.sumDy += sumDy;
+        acc.sumDyXc += sumDyXc;
+    }
+
+    @Override
+    public void rowGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                             MemorySegment dx, long dxOff, int len, float p, float q, float c, float r) {
+        for (int i = 0; i < len; i++) {
+            float g = dy.get(F, dyOff + i * B);
+            float v = x.get(F, xOff + i * B);
+            float pw = p * w.get(F, wOff + i * B);
+            dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(v - c, q, r)));
+        }
+    }
+
+    @Override
+    public void columnGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int len, float c, float a,
+                               float[] sumDy, float[] sumDyXhat, int accOff) {
+        // float on purpose: the same operations as the vector lanes, so both give the same bits
+        for (int i = 0; i < len; i++) {
+            float g = dy.get(F, dyOff + i * B);
+            if (sumDy != null) sumDy[accOff + i] += g;
+            if (sumDyXhat != null) {
+                float xhat = (x.get(F, xOff + i * B) - c) * a;
+                sumDyXhat[accOff + i] = Math.fma(g, xhat, sumDyXhat[accOff + i]);
+            }
+        }
+    }
 }

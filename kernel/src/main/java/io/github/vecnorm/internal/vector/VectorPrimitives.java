@@ -193,4 +193,160 @@ public final class VectorPrimitives implements Primitives {
             }
         }
     }
+
+    // --- row primitives (LayerNorm, RMSNorm)
+
+    @Override
+    public double sumSquares(MemorySegment x, long off, long runs, int len, long stride) {
+        // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative
+        FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0, a2 = a0, a3 = a0;
+        double tail = 0;
+        int bound4 = len - len % (4 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound4; i += 4 * L) {
+                long o = base + i * B;
+                FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
+                a0 = v0.fma(v0, a0);
+                a1 = v1.fma(v1, a1);
+                a2 = v2.fma(v2, a2);
+                a3 = v3.fma(v3, a3);
+            }
+            for (; i < bound1; i += L) {
+                FloatVector v0 = load(x, base + i * B);
+                a0 = v0.fma(v0, a0);
+            }
+            // scalar tail
+            for (; i < len; i++) {
+                double v = x.get(F, base + i * B);
+                tail += v * v;
+            }
+        }
+        return tail + a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void rowAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int len, float c, float a, float b,
+                          MemorySegment w, long wOff, MemorySegment beta, long betaOff) {
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector av = FloatVector.broadcast(SPECIES, a);
+        FloatVector bv = FloatVector.broadcast(SPECIES, b);
+        int bound = SPECIES.loopBound(len);
+        int i = 0;
+        if (w == null) {
+            // no per-element scale: y = t + beta (t alone would be the per-run affine)
+            for (; i < bound; i += L) {
+                FloatVector t = load(x, xOff + i * B).sub(cv).fma(av, bv);
+                (beta == null ? t : t.add(load(beta, betaOff + i * B))).intoMemorySegment(y, yOff + i * B, ORDER);
+            }
+        } else if (beta == null) {
+            for (; i < bound; i += L) {
+                FloatVector t = load(x, xOff + i * B).sub(cv).fma(av, bv);
+                t.mul(load(w, wOff + i * B)).intoMemorySegment(y, yOff + i * B, ORDER);
+            }
+        } else {
+            for (; i < bound; i += L) {
+                FloatVector t = load(x, xOff + i * B).sub(cv).fma(av, bv);
+                t.fma(load(w, wOff + i * B), load(beta, betaOff + i * B)).intoMemorySegment(y, yOff + i * B, ORDER);
+            }
+        }
+        // scalar tail: the same operations as the lanes
+        for (; i < len; i++) {
+            float t = Math.fma(x.get(F, xOff + i * B) - c, a, b);
+            if (w == null) {
+                y.set(F, yOff + i * B, beta == null ? t : t + beta.get(F, betaOff + i * B));
+            } else {
+                float g = w.get(F, wOff + i * B);
+                y.set(F, yOff + i * B, beta == null ? t * g : Math.fma(t, g, beta.get(F, betaOff + i * B)));
+            }
+        }
+    }
+
+    @Override
+    public void rowGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                            int len, float c, GradSums acc) {
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, t0 = s0, t1 = s0;
+        double sumDy = 0, sumDyXc = 0;
+        int bound2 = len - len % (2 * L);
+        int bound1 = SPECIES.loopBound(len);
+        int i = 0;
+        for (; i < bound2; i += 2 * L) {
+            long o = i * B;
+            FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
+            FloatVector g1 = load(dy, dyOff + o + VB).mul(load(w, wOff + o + VB));
+            s0 = s0.add(g0);
+            s1 = s1.add(g1);
+            t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
+            t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
+        }
+        for (; i < bound1; i += L) {
+            long o = i * B;
+            FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
+            s0 = s0.add(g0);
+            t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
+        }
+        // scalar tail, in double like the twin
+        for (; i < len; i++) {
+            double g = (double) w.get(F, wOff + i * B) * dy.get(F, dyOff + i * B);
+            sumDy += g;
+            sumDyXc += g * (x.get(F, xOff + i * B) - c);
+        }
+        acc.sumDy += sumDy + s0.add(s1).reduceLanes(VectorOperators.ADD);
+        acc.sumDyXc += sumDyXc + t0.add(t1).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void rowGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                             MemorySegment dx, long dxOff, int len, float p, float q, float c, float r) {
+        FloatVector pv = FloatVector.broadcast(SPECIES, p);
+        FloatVector qv = FloatVector.broadcast(SPECIES, q);
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector rv = FloatVector.broadcast(SPECIES, r);
+        int bound = SPECIES.loopBound(len);
+        int i = 0;
+        for (; i < bound; i += L) {
+            long o = i * B;
+            FloatVector t = load(x, xOff + o).sub(cv).fma(qv, rv);
+            pv.mul(load(w, wOff + o)).fma(load(dy, dyOff + o), t).intoMemorySegment(dx, dxOff + o, ORDER);
+        }
+        // scalar tail: the same operations as the lanes
+        for (; i < len; i++) {
+            float g = dy.get(F, dyOff + i * B);
+            float v = x.get(F, xOff + i * B);
+            float pw = p * w.get(F, wOff + i * B);
+            dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(v - c, q, r)));
+        }
+    }
+
+    @Override
+    public void columnGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int len, float c, float a,
+                               float[] sumDy, float[] sumDyXhat, int accOff) {
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector av = FloatVector.broadcast(SPECIES, a);
+        int bound = SPECIES.loopBound(len);
+        int i = 0;
+        // element-wise accumulation into the caller's columns: no lane reduction, so bits match the twin
+        for (; i < bound; i += L) {
+            FloatVector g = load(dy, dyOff + i * B);
+            if (sumDy != null) {
+                FloatVector.fromArray(SPECIES, sumDy, accOff + i).add(g).intoArray(sumDy, accOff + i);
+            }
+            if (sumDyXhat != null) {
+                FloatVector xhat = load(x, xOff + i * B).sub(cv).mul(av);
+                g.fma(xhat, FloatVector.fromArray(SPECIES, sumDyXhat, accOff + i)).intoArray(sumDyXhat, accOff + i);
+            }
+        }
+        // scalar tail: the same operations as the lanes
+        for (; i < len; i++) {
+            float g = dy.get(F, dyOff + i * B);
+            if (sumDy != null) sumDy[accOff + i] += g;
+            if (sumDyXhat != null) {
+                float xhat = (x.get(F, xOff + i * B) - c) * a;
+                sumDyXhat[accOff + i] = Math.fma(g, xhat, sumDyXhat[accOff + i]);
+            }
+        }
+    }
 }

@@ -1,0 +1,97 @@
+package io.github.vecnorm.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The per-element parameter gradients of the row layers, summed over rows:
+ * {@code dgamma[j] = Σ_r dy[r,j] * (x[r,j] - center[r]) * scale[r]} and {@code dbeta[j] = Σ_r dy[r,j]}.
+ *
+ * <p>Deterministic whatever the thread count: the (M, D) matrix is cut into tiles of
+ * {@link #COLS} columns by a row band whose height depends only on (M, D); a tile is one work item.
+ * Inside a tile, rows are summed in float, {@link #ROW_BLOCK} at a time (every column through the same
+ * float operations, {@link Primitives#columnGradSums}), each block flushed into a double partial; the
+ * partials of the bands are then added in band order. Bands let many rows of a narrow D spread over
+ * threads; columns let a wide D do the same.
+ */
+final class ColumnSums {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final long B = Float.BYTES;
+    /** Columns per tile: two float accumulators of this width stay in L1. */
+    static final int COLS = 2048;
+    /** Rows summed in float before a flush to double: float error grows with at most this many terms. */
+    static final int ROW_BLOCK = 32;
+    /** Rows per band, unless (M/band)*D double partials would not fit an array. */
+    static final long BAND = 1024;
+
+    private ColumnSums() {
+    }
+
+    /** Rows per band for an (m, d) matrix: {@link #BAND}, or more (a multiple of ROW_BLOCK) for huge matrices. */
+    static long band(long m, long d) {
+        long maxBands = Math.max(1, (Integer.MAX_VALUE - 8) / d);
+        long band = Math.max(BAND, (m + maxBands - 1) / maxBands);
+        return (band + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+    }
+
+    /**
+     * Writes dgamma and/or dbeta (D floats each, either may be null). {@code center} may be null (0);
+     * center and scale hold one float per row.
+     */
+    static void run(Primitives p, long m, long d, MemorySegment dy, MemorySegment x,
+                    MemorySegment center, MemorySegment scale, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
+        if (dgamma == null && dbeta == null) return;
+        long band = band(m, d);
+        long bands = (m + band - 1) / band;
+        long tilesPerBand = (d + COLS - 1) / COLS;
+        double[] partG = dgamma == null ? null : new double[(int) (bands * d)];
+        double[] partB = dbeta == null ? null : new double[(int) (bands * d)];
+        loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, band, t / tilesPerBand, t % tilesPerBand,
+                dy, x, center, scale, partG, partB));
+        // partials added in band order, column by column: the same order for any split
+        loop.forEach(tilesPerBand, t -> {
+            long j0 = t * COLS, j1 = Math.min(d, j0 + COLS);
+            for (long j = j0; j < j1; j++) {
+                if (partG != null) dgamma.set(F, j * B, (float) sumOverBands(partG, bands, d, j));
+                if (partB != null) dbeta.set(F, j * B, (float) sumOverBands(partB, bands, d, j));
+            }
+        });
+    }
+
+    private static double sumOverBands(double[] part, long bands, long d, long j) {
+        double s = 0;
+        for (long b = 0; b < bands; b++) s += part[(int) (b * d + j)];
+        return s;
+    }
+
+    /** One tile: rows of band {@code b}, columns of tile {@code t}; leaves its sums in the band's partials. */
+    private static void tile(Primitives p, long m, long d, long band, long b, long t,
+                             MemorySegment dy, MemorySegment x, MemorySegment center, MemorySegment scale,
+                             double[] partG, double[] partB) {
+        long j0 = t * COLS;
+        int w = (int) Math.min(COLS, d - j0);
+        float[] accG = partG == null ? null : new float[w];
+        float[] accB = partB == null ? null : new float[w];
+        long r0 = b * band, r1 = Math.min(m, r0 + band);
+        int base = (int) (b * d + j0);
+        for (long r = r0; r < r1; r++) {
+            float c = center == null ? 0f : center.get(F, r * B);
+            float a = scale.get(F, r * B);
+            long off = (r * d + j0) * B;
+            p.columnGradSums(dy, off, x, off, w, c, a, accB, accG, 0);
+            if ((r - r0) % ROW_BLOCK == ROW_BLOCK - 1 || r == r1 - 1) {
+                flush(accG, partG, base, w);
+                flush(accB, partB, base, w);
+            }
+        }
+    }
+
+    private static void flush(float[] acc, double[] part, int base, int w) {
+        if (acc == null) return;
+        for (int j = 0; j < w; j++) {
+            part[base + j] += acc[j];
+            acc[j] = 0f;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+package io.github.vecnorm.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * GroupNorm bodies composed of the {@link Primitives}. No validation here ({@code io.github.vecnorm.GroupNorm}
+ * guards). An (N, C, S) tensor in G groups: group k = n*G + g is one contiguous run of (C/G)*S floats
+ * (channels g*C/G .. (g+1)*C/G - 1 of sample n) and one work item. Per-channel parameter gradients are
+ * summed over n afterwards, channel by channel, in the order n = 0, 1, ...: results do not depend on
+ * the {@link Loop}.
+ */
+public final class GroupNormOps {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final long B = Float.BYTES;
+
+    private GroupNormOps() {
+    }
+
+    static float at(MemorySegment seg, long i, float absent) {
+        return seg == null ? absent : seg.get(F, i * B);
+    }
+
+    /**
+     * Forward: per group, mean and rstd = 1/sqrt(var + eps) over its (C/G)*S values, then per channel
+     * y = (x - mean) * rstd * gamma[c] + beta[c]. mean and rstd (N*G floats) are saved when not null.
+     * When {@code unbiased} is not null it receives, per group, the mean and the unbiased variance in
+     * double ({@code unbiased[2k]}, {@code unbiased[2k+1]}), for running statistics.
+     */
+    public static void forward(Primitives p, long n, long c, long s, long g, MemorySegment x, MemorySegment y,
+                               MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
+                               double eps, double[] unbiased, Loop loop) {
+        loop.forEach(n * g, k -> forwardGroup(p, c, s, g, k, x, y, gamma, beta, mean, rstd, eps, unbiased));
+    }
+
+    private static void forwardGroup(Primitives p, long c, long s, long g, long k, MemorySegment x, MemorySegment y,
+                                     MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
+                                     double eps, double[] unbiased) {
+        long cg = c / g, len = cg * s, off = k * len * B;
+        Moments acc = new Moments();
+        // shift by the group's first value: a large common offset then costs no float precision
+        Runs.moments(p, x, off, len, x.get(F, off), acc);
+        double mu = acc.mean();
+        double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
+        float muF = (float) mu;
+        if (mean != null) mean.set(F, k * B, muF);
+        if (rstd != null) rstd.set(F, k * B, (float) rs);
+        if (unbiased != null) {
+            unbiased[(int) (2 * k)] = mu;
+            unbiased[(int) (2 * k + 1)] = acc.m2() / (acc.count() - 1);
+        }
+        // (x - muF) is exact near the mean; what float rounding took from the mean goes into b
+        if (gamma == null && beta == null) {
+            Runs.affine(p, x, off, y, off, len, muF, (float) rs, (float) (-(mu - muF) * rs));
+            return;
+        }
+        long c0 = (k % g) * cg;
+        for (long j = 0; j < cg; j++) {
+            double a = rs * at(gamma, c0 + j, 1f);
+            double b = at(beta, c0 + j, 0f) - (mu - muF) * a;
+            long o = off + j * s * B;
+            Runs.affine(p, x, o, y, o, s, muF, (float) a, (float) b);
+        }
+    }
+
+    /**
+     * Backward from the saved mean and rstd (N*G floats): with xhat = (x - mean)*rstd and g = gamma[c]*dy,
+     * per group dx = rstd * (g - mean(g) - xhat * mean(g*xhat)); dgamma[c] = Σ_n Σ dy*xhat,
+     * dbeta[c] = Σ_n Σ dy. Null outputs are not computed.
+     */
+    public static void backward(Primitives p, long n, long c, long s, long g, MemorySegment dy, MemorySegment x,
+                                MemorySegment gamma, MemorySegment mean, MemorySegment rstd,
+                                MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
+        if (dx == null && dgamma == null && dbeta == null) return;
+        // per-(n, c) sums are needed for the parameter gradients, and for dx when gamma varies inside a group
+        boolean perChannel = gamma != null || dgamma != null || dbeta != null;
+        double[] sumDy = perChannel ? new double[(int) (n * c)] : null;
+        double[] sumDyXc = perChannel ? new double[(int) (n * c)] : null;
+        loop.forEach(n * g, k -> backwardGroup(p, c, s, g, k, dy, x, gamma, mean, rstd, dx, sumDy, sumDyXc));
+        if (dgamma == null && dbeta == null) return;
+        long cg = c / g;
+        loop.forEach(c, ch -> {
+            double dg = 0, db = 0;
+            for (long i = 0; i < n; i++) {
+                int idx = (int) (i * c + ch);
+                dg += sumDyXc[idx] * rstd.get(F, (i * g + ch / cg) * B);
+                db += sumDy[idx];
+            }
+            if (dgamma != null) dgamma.set(F, ch * B, (float) dg);
+            if (dbeta != null) dbeta.set(F, ch * B, (float) db);
+        });
+    }
+
+    private static void backwardGroup(Primitives p, long c, long s, long g, long k, MemorySegment dy, MemorySegment x,
+                                      MemorySegment gamma, MemorySegment mean, MemorySegment rstd, MemorySegment dx,
+                                      double[] sumDy, double[] sumDyXc) {
+        long cg = c / g, len = cg * s, off = k * len * B;
+        long c0 = (k % g) * cg, row = (k / g) * c;
+        float mu = mean.get(F, k * B);
+        double rs = rstd.get(F, k * B);
+        double sg = 0, sgx = 0; // Σ gamma*dy and Σ gamma*dy*(x - mean) over the group
+        if (sumDy != null) {
+            for (long j = 0; j < cg; j++) {
+                GradSums acc = new GradSums();
+                long o = off + j * s * B;
+                Runs.gradSums(p, dy, o, x, o, s, mu, acc);
+                sumDy[(int) (row + c0 + j)] = acc.sumDy;
+                sumDyXc[(int) (row + c0 + j)] = acc.sumDyXc;
+                double w = at(gamma, c0 + j, 1f);
+                sg += w * acc.sumDy;
+                sgx += w * acc.sumDyXc;
+            }
+        } else {
+            GradSums acc = new GradSums();
+            Runs.gradSums(p, dy, off, x, off, len, mu, acc);
+            sg = acc.sumDy;
+            sgx = acc.sumDyXc;
+        }
+        if (dx == null) return;
+        float q = (float) (-rs * rs * rs * sgx / len);
+        float r = (float) (-rs * sg / len);
+        if (gamma == null) {
+            Runs.gradApply(p, dy, off, x, off, dx, off, len, (float) rs, q, mu, r);
+            return;
+        }
+        for (long j = 0; j < cg; j++) {
+            long o = off + j * s * B;
+            Runs.gradApply(p, dy, o, x, o, dx, o, s, (float) (rs * at(gamma, c0 + j, 1f)), q, mu, r);
+        }
+    }
+}

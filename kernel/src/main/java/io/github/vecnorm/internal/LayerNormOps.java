@@ -1,0 +1,81 @@
+package io.github.vecnorm.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * LayerNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.LayerNorm}
+ * guards every argument first. The input is M rows of D contiguous floats; each row is one work item
+ * (statistics, then the element-wise pass while the row is still in cache), so results do not depend on
+ * the {@link Loop}. Parameter gradients go through {@link ColumnSums}.
+ */
+public final class LayerNormOps {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final long B = Float.BYTES;
+
+    private LayerNormOps() {
+    }
+
+    /** Forward: per row, mean and rstd = 1/sqrt(var + eps), y = (x - mean) * rstd * gamma + beta; mean/rstd saved if not null. */
+    public static void forward(Primitives p, long m, long d, MemorySegment x, MemorySegment y,
+                               MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
+                               double eps, Loop loop) {
+        loop.forEach(m, r -> forwardRow(p, d, r, x, y, gamma, beta, mean, rstd, eps));
+    }
+
+    /** One row: Welford moments shifted by the row's first value, then the affine pass. */
+    static void forwardRow(Primitives p, long d, long r, MemorySegment x, MemorySegment y,
+                           MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd, double eps) {
+        long off = r * d * B;
+        Moments acc = new Moments();
+        // shift by the row's first value: a large common offset then costs no float precision
+        Runs.moments(p, x, off, d, x.get(F, off), acc);
+        double mu = acc.mean();
+        double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
+        float muF = (float) mu;
+        float a = (float) rs;
+        // (x - muF) is exact near the mean; what float rounding took from the mean goes into b
+        float b = (float) (-(mu - muF) * rs);
+        if (gamma == null && beta == null) {
+            Runs.affine(p, x, off, y, off, d, muF, a, b);
+        } else {
+            Runs.rowAffine(p, x, off, y, off, d, muF, a, b, gamma, beta);
+        }
+        if (mean != null) mean.set(F, r * B, muF);
+        if (rstd != null) rstd.set(F, r * B, a);
+    }
+
+    /**
+     * Backward from the saved mean and rstd: with g = gamma*dy and xhat = (x - mean)*rstd,
+     * dx = rstd * (g - mean(g) - xhat * mean(g*xhat)), dgamma = Σ_rows dy*xhat, dbeta = Σ_rows dy.
+     * Null outputs are not computed.
+     */
+    public static void backward(Primitives p, long m, long d, MemorySegment dy, MemorySegment x, MemorySegment gamma,
+                                MemorySegment mean, MemorySegment rstd,
+                                MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
+        // parameter gradients first: dx may overwrite dy
+        ColumnSums.run(p, m, d, dy, x, mean, rstd, dgamma, dbeta, loop);
+        if (dx == null) return;
+        loop.forEach(m, r -> backwardRow(p, d, r, dy, x, gamma, mean.get(F, r * B), rstd.get(F, r * B), dx));
+    }
+
+    /** dx of one row from its saved mean {@code c} and rstd {@code rs}: sums, then the element-wise pass. */
+    static void backwardRow(Primitives p, long d, long r, MemorySegment dy, MemorySegment x, MemorySegment gamma,
+                            float c, double rs, MemorySegment dx) {
+        long off = r * d * B;
+        GradSums s = new GradSums();
+        if (gamma == null) {
+            Runs.gradSums(p, dy, off, x, off, d, c, s);
+        } else {
+            Runs.rowGradSums(p, dy, off, x, off, gamma, d, c, s);
+        }
+        float q = (float) (-rs * rs * rs * s.sumDyXc / d);
+        float k = (float) (-rs * s.sumDy / d);
+        if (gamma == null) {
+            Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, c, k);
+        } else {
+            Runs.rowGradApply(p, dy, off, x, off, gamma, dx, off, d, (float) rs, q, c, k);
+        }
+    }
+}
