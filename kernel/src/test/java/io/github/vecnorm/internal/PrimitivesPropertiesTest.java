@@ -1,0 +1,251 @@
+package io.github.vecnorm.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.quicktheories.QuickTheory.qt;
+import static org.quicktheories.generators.Generate.constant;
+import static org.quicktheories.generators.Generate.longRange;
+import static org.quicktheories.generators.Generate.pick;
+import static org.quicktheories.generators.Generate.range;
+
+import io.github.vecnorm.ErrorModel;
+import io.github.vecnorm.Reference;
+import io.github.vecnorm.Tally;
+import io.github.vecnorm.TestData;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.quicktheories.core.Gen;
+
+/**
+ * The four primitives on strided run layouts (runs, len, stride, byte offset), for both
+ * implementations: the scalar twin always, the Vector API one when this JVM can load it. Element-wise
+ * primitives must give the vector and scalar results bit for bit (same float operations per element)
+ * and leave every float outside the runs untouched; reductions are checked against a double two-pass
+ * computation with {@link ErrorModel}'s bounds.
+ */
+class PrimitivesPropertiesTest {
+
+    /** A run layout and its data. */
+    record Layout(int runs, int len, int gap, int off, int spreadExp, int offsetKind, long seed) {
+        int stride() {
+            return runs == 1 && gap == 0 ? 0 : len + gap;
+        }
+
+        int total() {
+            return off + (runs - 1) * stride() + len + 3;
+        }
+
+        /** Float index of element i of run r. */
+        int at(int r, int i) {
+            return off + r * stride() + i;
+        }
+
+        int count() {
+            return runs * len;
+        }
+    }
+
+    static final List<Integer> LENS = List.of(1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65,
+            127, 128, 129, 13, 207, 1021, 4099);
+
+    static Gen<Layout> layouts() {
+        Gen<Integer> len = range(0, LENS.size()).flatMap(i -> i < LENS.size() ? constant(LENS.get(i)) : range(1, 300));
+        return len.flatMap(l -> range(1, 4).flatMap(runs -> pick(List.of(0, 0, 1, 3, 8, 13)).flatMap(gap ->
+                range(0, 17).flatMap(off -> range(-3, 3).flatMap(sp -> range(0, 3).flatMap(ok ->
+                        longRange(0, Long.MAX_VALUE / 2).map(seed -> new Layout(runs, l, gap, off, sp, ok, seed))))))));
+    }
+
+    /** Values of the runs (gaps hold NaN so that reading them would show). */
+    static float[] values(Layout k, SplittableRandom rnd, boolean dyLike) {
+        float[] v = new float[k.total()];
+        java.util.Arrays.fill(v, Float.NaN);
+        double spread = Math.pow(10, dyLike ? 0 : k.spreadExp());
+        double offset = dyLike ? 0 : switch (k.offsetKind()) {
+            case 0 -> 0;
+            case 1 -> 5 * spread;
+            case 2 -> 300 * spread;
+            default -> -1e4 * spread;
+        };
+        boolean constant = !dyLike && rnd.nextInt(8) == 0;
+        double c0 = offset + spread * rnd.nextGaussian();
+        for (int r = 0; r < k.runs(); r++) {
+            for (int i = 0; i < k.len(); i++) {
+                v[k.at(r, i)] = (float) (constant ? c0 : offset + spread * rnd.nextGaussian());
+            }
+        }
+        return v;
+    }
+
+    static List<Primitives> implementations() {
+        List<Primitives> list = new ArrayList<>();
+        list.add(Kernels.scalar());
+        Primitives v = Kernels.vectorOrNull();
+        if (v != null) list.add(v);
+        return list;
+    }
+
+    static void countLayout(Tally t, Layout k) {
+        t.count("examples", true);
+        t.count("len<8", k.len() < 8);
+        t.count("tail8", k.len() > 8 && k.len() % 8 != 0);
+        t.count("tail16", k.len() > 16 && k.len() % 16 != 0);
+        t.count("tail64", k.len() > 64 && k.len() % 64 != 0);
+        t.count("strided", k.runs() > 1 && k.gap() > 0);
+        t.count("unaligned", k.off() % 16 != 0);
+    }
+
+    static final String[] KEYS = {"examples", "len<8", "tail8", "tail16", "tail64", "strided", "unaligned"};
+
+    /**
+     * affine: y = fma(fl(x - c), a, b) per element, so |y - ((x - c)*a + b)| <= u*|x - c|*|a| + u*|y|;
+     * vector and scalar identical; nothing outside the runs written.
+     */
+    @Test
+    void affine() {
+        Tally t = new Tally("primitive affine", KEYS);
+        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+            countLayout(t, k);
+            SplittableRandom rnd = new SplittableRandom(k.seed());
+            float[] x = values(k, rnd, false);
+            float c = x[k.at(0, 0)] + (float) rnd.nextGaussian(), a = (float) rnd.nextDouble(-3, 3), b = (float) rnd.nextGaussian();
+            float[] first = null;
+            for (Primitives p : implementations()) {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment xs = TestData.copyOf(arena, x), ys = TestData.filled(arena, x.length, -7f, 0);
+                    p.affine(xs, (long) k.off() * 4, ys, (long) k.off() * 4, k.runs(), k.len(), (long) k.stride() * 4, c, a, b);
+                    float[] y = TestData.read(ys);
+                    for (int j = 0; j < y.length; j++) {
+                        if (Float.isNaN(x[j])) {
+                            assertEquals(-7f, y[j], p.name() + ": wrote outside the runs at #" + j + " of " + k);
+                            continue;
+                        }
+                        double exact = ((double) x[j] - c) * a + b;
+                        t.close(p.name() + " affine", j, y[j], exact,
+                                ErrorModel.U * (Math.abs(((double) x[j] - c) * a) + Math.abs(exact)) * (1 + 4 * ErrorModel.U), k);
+                    }
+                    if (first != null) assertTrue(java.util.Arrays.equals(first, y), "vector and scalar affine differ: " + k);
+                    first = y;
+                }
+            }
+        });
+        t.report();
+    }
+
+    /**
+     * gradApply: dx = fma(p, dy, fma(q, fl(x - c), r)): |dx - exact| <= u*|p*dy| ... as ErrorModel.dx
+     * with exact coefficients: u*(|q*(x - c)| (subtraction) + |q*(x - c) + r| (inner fma) + |dx| (outer)).
+     */
+    @Test
+    void gradApply() {
+        Tally t = new Tally("primitive gradApply", KEYS);
+        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+            countLayout(t, k);
+            SplittableRandom rnd = new SplittableRandom(k.seed());
+            float[] x = values(k, rnd, false), dy = values(k, rnd, true);
+            float c = x[k.at(0, 0)], pp = (float) rnd.nextDouble(-3, 3), q = (float) rnd.nextGaussian(), r = (float) rnd.nextGaussian();
+            float[] first = null;
+            for (Primitives p : implementations()) {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment xs = TestData.copyOf(arena, x), dys = TestData.copyOf(arena, dy);
+                    MemorySegment dxs = TestData.filled(arena, x.length, -7f, 0);
+                    long o = (long) k.off() * 4;
+                    p.gradApply(dys, o, xs, o, dxs, o, k.runs(), k.len(), (long) k.stride() * 4, pp, q, c, r);
+                    float[] dx = TestData.read(dxs);
+                    for (int j = 0; j < dx.length; j++) {
+                        if (Float.isNaN(x[j])) {
+                            assertEquals(-7f, dx[j], p.name() + ": wrote outside the runs at #" + j + " of " + k);
+                            continue;
+                        }
+                        double qx = q * ((double) x[j] - c);
+                        double exact = pp * (double) dy[j] + qx + r;
+                        double tol = ErrorModel.U * (2 * Math.abs(qx) + Math.abs(r) + Math.abs(exact)) * (1 + 4 * ErrorModel.U);
+                        t.close(p.name() + " gradApply", j, dx[j], exact, tol, k);
+                    }
+                    if (first != null) assertTrue(java.util.Arrays.equals(first, dx), "vector and scalar gradApply differ: " + k);
+                    first = dx;
+                }
+            }
+        });
+        t.report();
+    }
+
+    /**
+     * moments: count exact; mean and M2 within ErrorModel.stats, with the bound on the shifted values
+     * max|x - shift| in place of the range (the derivation uses R only as that bound).
+     */
+    @Test
+    void moments() {
+        Tally t = new Tally("primitive moments", KEYS);
+        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+            countLayout(t, k);
+            SplittableRandom rnd = new SplittableRandom(k.seed());
+            float[] x = values(k, rnd, false);
+            double[] flat = flat(k, x);
+            Reference.Stats st = Reference.stats(1, 1, flat.length, flat, 1.0);
+            // shift at the first value (as BatchNorm does), or elsewhere near the data
+            float shift = rnd.nextBoolean() ? x[k.at(0, 0)] : (float) (st.mean()[0] + Math.sqrt(st.var()[0]) * rnd.nextGaussian());
+            double bound = 0;
+            for (double v : flat) bound = Math.max(bound, Math.abs(v - shift));
+            bound = Math.max(bound, st.range()[0]);
+            for (Primitives p : implementations()) {
+                try (Arena arena = Arena.ofConfined()) {
+                    Moments acc = new Moments();
+                    p.moments(TestData.copyOf(arena, x), (long) k.off() * 4, k.runs(), k.len(), (long) k.stride() * 4, shift, acc);
+                    assertEquals(k.count(), acc.count(), p.name() + " count of " + k);
+                    ErrorModel.StatBounds b = ErrorModel.of(p).stats(k.count(), bound, st.var()[0], 1.0);
+                    t.close(p.name() + " mean", 0, acc.mean(), st.mean()[0], b.mean() + ErrorModel.REF * Math.abs(st.mean()[0]), k);
+                    t.close(p.name() + " M2", 0, acc.m2(), st.var()[0] * k.count(), b.var() * k.count()
+                            + ErrorModel.REF * st.var()[0] * k.count(), k);
+                }
+            }
+        });
+        t.report();
+    }
+
+    /** gradSums adds Σdy and Σdy*(x - c) to what acc holds, within ErrorModel.sums. */
+    @Test
+    void gradSums() {
+        Tally t = new Tally("primitive gradSums", KEYS);
+        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+            countLayout(t, k);
+            SplittableRandom rnd = new SplittableRandom(k.seed());
+            float[] x = values(k, rnd, false), dy = values(k, rnd, true);
+            float c = x[k.at(0, 0)];
+            double[] fx = flat(k, x), fdy = flat(k, dy);
+            Reference.Sum a = new Reference.Sum(), b = new Reference.Sum(), absA = new Reference.Sum(), absB = new Reference.Sum();
+            for (int j = 0; j < fx.length; j++) {
+                a.add(fdy[j]);
+                absA.add(Math.abs(fdy[j]));
+                b.add(fdy[j] * (fx[j] - c));
+                absB.add(Math.abs(fdy[j] * (fx[j] - c)));
+            }
+            for (Primitives p : implementations()) {
+                try (Arena arena = Arena.ofConfined()) {
+                    GradSums acc = new GradSums();
+                    acc.sumDy = 1.5;
+                    acc.sumDyXc = -2.25;
+                    long o = (long) k.off() * 4;
+                    p.gradSums(TestData.copyOf(arena, dy), o, TestData.copyOf(arena, x), o, k.runs(), k.len(),
+                            (long) k.stride() * 4, c, acc);
+                    ErrorModel.SumBounds sb = ErrorModel.of(p).sums(k.count(), absA.value(), absB.value());
+                    t.close(p.name() + " sumDy", 0, acc.sumDy - 1.5, a.value(), sb.sumDy() + 0x1p-50, k);
+                    t.close(p.name() + " sumDyXc", 0, acc.sumDyXc + 2.25, b.value(), sb.sumDyXc() + 0x1p-50, k);
+                }
+            }
+        });
+        t.report();
+    }
+
+    /** The run elements, in order, as doubles. */
+    static double[] flat(Layout k, float[] v) {
+        double[] f = new double[k.count()];
+        for (int r = 0; r < k.runs(); r++) {
+            for (int i = 0; i < k.len(); i++) f[r * k.len() + i] = v[k.at(r, i)];
+        }
+        return f;
+    }
+}
