@@ -89,6 +89,7 @@ public final class LibTorchImpl implements PeerImpl {
     }
 
     @Override
+    @SuppressWarnings("try") // the scope is used for its extent only
     public void run(Kernel kernel) {
         ensureOpen();
         if (torch.get_num_threads() != threads) torch.set_num_threads(threads);
@@ -111,6 +112,7 @@ public final class LibTorchImpl implements PeerImpl {
 
     /** Forward kernels already wrote into the problem; backward's fresh tensors are copied in. */
     @Override
+    @SuppressWarnings("try")
     public void publishOutputs(Kernel kernel) {
         if (kernel != Kernel.BATCHNORM_BACKWARD) {
             run(kernel);

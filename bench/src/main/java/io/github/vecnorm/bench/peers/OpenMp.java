@@ -16,6 +16,7 @@ import java.lang.invoke.MethodHandle;
  * Only usable once a library that needs {@code libgomp.so.1} is loaded: the look-up by soname then
  * finds the copy already in the process, the one that library's calls resolve to.
  */
+@SuppressWarnings("restricted") // run with --enable-native-access=ALL-UNNAMED to quiet the JVM's warning
 final class OpenMp {
 
     private static final String LIBRARY = "libgomp.so.1";
