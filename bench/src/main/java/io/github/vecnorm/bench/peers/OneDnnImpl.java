@@ -21,7 +21,9 @@ import org.bytedeco.javacpp.Loader;
 /**
  * oneDNN (org.bytedeco:dnnl, C API) batch normalization on the CPU engine, zero copy: every memory
  * object wraps one of the problem's segments (plain layouts: nchw-like for activations, a vector of
- * C for the per-channel tensors, separate scale and shift).
+ * C for the per-channel tensors, separate scale and shift). On plain NCHW oneDNN 3.11 picks its
+ * generic {@code ncsp_bnorm} implementation (ONEDNN_VERBOSE shows it); its JIT kernels want blocked
+ * (nChw16c) or channels-last data, which would take a reorder, i.e. a copy, of our NCHW tensors.
  *
  * <ul>
  *   <li>Training forward: prop kind {@code forward_training}, flags {@code use_scale | use_shift}.
