@@ -196,6 +196,17 @@ public final class VectorPrimitives implements Primitives {
 
     // --- row primitives (LayerNorm, RMSNorm)
 
+    /**
+     * The lanes added in lane order, in double. reduceLanes(ADD) on floats leaves the order to the
+     * implementation, and the interpreter and C2 do differ: results would depend on the JIT's state.
+     */
+    private static double sumLanes(FloatVector v) {
+        float[] lanes = v.toArray();
+        double s = 0;
+        for (float f : lanes) s += f;
+        return s;
+    }
+
     @Override
     public double sumSquares(MemorySegment x, long off, long runs, int len, long stride) {
         // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative
@@ -224,7 +235,7 @@ public final class VectorPrimitives implements Primitives {
                 tail += v * v;
             }
         }
-        return tail + a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        return tail + sumLanes(a0.add(a1).add(a2.add(a3)));
     }
 
     @Override
@@ -294,8 +305,8 @@ public final class VectorPrimitives implements Primitives {
             sumDy += g;
             sumDyXc += g * (x.get(F, xOff + i * B) - c);
         }
-        acc.sumDy += sumDy + s0.add(s1).reduceLanes(VectorOperators.ADD);
-        acc.sumDyXc += sumDyXc + t0.add(t1).reduceLanes(VectorOperators.ADD);
+        acc.sumDy += sumDy + sumLanes(s0.add(s1));
+        acc.sumDyXc += sumDyXc + sumLanes(t0.add(t1));
     }
 
     @Override
