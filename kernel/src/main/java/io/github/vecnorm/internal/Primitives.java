@@ -71,4 +71,44 @@ public interface Primitives {
      */
     void columnGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int len, float c, float a,
                         float[] sumDy, float[] sumDyXhat, int accOff);
+
+    // --- WeightNorm / Lp primitives
+    // Strided runs as in moments (except rowLinear: one run). Step functions [x >= hi], [x <= lo] give
+    // sign(x - c) = [x >= c] - [x <= c] and the ties of a maximum; all compare the float values exactly.
+
+    /**
+     * {@code Σ |(x - c) - c2|} over the runs, each term in float. The center is given as two floats, c
+     * its rounded value and c2 what the rounding left (0 if nothing), so that deviations from a double
+     * center keep float precision even when the center is large.
+     */
+    double sumAbsDiff(MemorySegment x, long off, long runs, int len, long stride, float c, float c2);
+
+    /**
+     * Merges the minimum of the runs into {@code minMax[0]} and the maximum into {@code minMax[1]}
+     * (start from {+inf, -inf}); a NaN propagates as in {@link Math#min}/{@link Math#max}.
+     */
+    void minMax(MemorySegment x, long off, long runs, int len, long stride, float[] minMax);
+
+    /**
+     * Adds to {@code counts[0]} the number of values {@code >= hi} and to {@code counts[1]} the number
+     * {@code <= lo} over the runs (NaN counts in neither). With hi = lo = c, {@code counts[0] - counts[1]}
+     * is {@code Σ sign(x - c)}; with hi = max and lo = min it counts the ties of each extreme.
+     */
+    void countSteps(MemorySegment x, long off, long runs, int len, long stride, float hi, float lo, long[] counts);
+
+    /**
+     * {@code dx = p * dy + (r + (sHi + sLo))} over the runs, {@code sHi = x >= hi ? u : 0},
+     * {@code sLo = x <= lo ? v : 0}; dx may be dy (same offsets). With hi = lo = c, u = q, v = -q the
+     * step term is exactly {@code q * sign(x - c)}.
+     */
+    void gradApplySteps(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                        long runs, int len, long stride, float p, float r, float hi, float u, float lo, float v);
+
+    /**
+     * {@code out = a * u + b * v} element by element over one run of len floats, {@code fma(a, u, b * v)},
+     * with per-element coefficients {@code a[coefOff + i]}, {@code b[coefOff + i]}. b may be null
+     * ({@code out = a * u}; v is then not read and may be null). out may be u or v (same offsets).
+     */
+    void rowLinear(MemorySegment u, long uOff, MemorySegment v, long vOff, MemorySegment out, long outOff, int len,
+                   float[] a, float[] b, int coefOff);
 }

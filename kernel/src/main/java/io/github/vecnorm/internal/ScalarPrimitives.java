@@ -147,4 +147,73 @@ public final class ScalarPrimitives implements Primitives {
             }
         }
     }
+
+    // --- WeightNorm / Lp primitives
+
+    @Override
+    public double sumAbsDiff(MemorySegment x, long off, long runs, int len, long stride, float c, float c2) {
+        double sum = 0;
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            for (int i = 0; i < len; i++) {
+                // each term in float, like the lanes; the sum in double
+                sum += Math.abs((x.get(F, base + i * B) - c) - c2);
+            }
+        }
+        return sum;
+    }
+
+    @Override
+    public void minMax(MemorySegment x, long off, long runs, int len, long stride, float[] minMax) {
+        float lo = minMax[0], hi = minMax[1];
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            for (int i = 0; i < len; i++) {
+                float v = x.get(F, base + i * B);
+                lo = Math.min(lo, v);
+                hi = Math.max(hi, v);
+            }
+        }
+        minMax[0] = lo;
+        minMax[1] = hi;
+    }
+
+    @Override
+    public void countSteps(MemorySegment x, long off, long runs, int len, long stride, float hi, float lo, long[] counts) {
+        long nHi = 0, nLo = 0;
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            for (int i = 0; i < len; i++) {
+                float v = x.get(F, base + i * B);
+                if (v >= hi) nHi++;
+                if (v <= lo) nLo++;
+            }
+        }
+        counts[0] += nHi;
+        counts[1] += nLo;
+    }
+
+    @Override
+    public void gradApplySteps(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                               long runs, int len, long stride, float p, float r, float hi, float u, float lo, float v) {
+        for (long k = 0; k < runs; k++) {
+            long db = dyOff + k * stride, xb = xOff + k * stride, ob = dxOff + k * stride;
+            for (int i = 0; i < len; i++) {
+                float xv = x.get(F, xb + i * B);
+                float steps = (xv >= hi ? u : 0f) + (xv <= lo ? v : 0f);
+                dx.set(F, ob + i * B, Math.fma(p, dy.get(F, db + i * B), r + steps));
+            }
+        }
+    }
+
+    @Override
+    public void rowLinear(MemorySegment u, long uOff, MemorySegment v, long vOff, MemorySegment out, long outOff, int len,
+                          float[] a, float[] b, int coefOff) {
+        for (int i = 0; i < len; i++) {
+            float uv = u.get(F, uOff + i * B);
+            float o = b == null ? a[coefOff + i] * uv
+                    : Math.fma(a[coefOff + i], uv, b[coefOff + i] * v.get(F, vOff + i * B));
+            out.set(F, outOff + i * B, o);
+        }
+    }
 }

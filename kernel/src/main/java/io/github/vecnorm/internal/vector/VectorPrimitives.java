@@ -360,4 +360,158 @@ public final class VectorPrimitives implements Primitives {
             }
         }
     }
+
+    // --- WeightNorm / Lp primitives
+
+    @Override
+    public double sumAbsDiff(MemorySegment x, long off, long runs, int len, long stride, float c, float c2) {
+        // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector c2v = FloatVector.broadcast(SPECIES, c2);
+        FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0, a2 = a0, a3 = a0;
+        double tail = 0;
+        int bound4 = len - len % (4 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound4; i += 4 * L) {
+                long o = base + i * B;
+                a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
+                a1 = a1.add(load(x, o + VB).sub(cv).sub(c2v).abs());
+                a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
+                a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
+            }
+            for (; i < bound1; i += L) {
+                a0 = a0.add(load(x, base + i * B).sub(cv).sub(c2v).abs());
+            }
+            // scalar tail: each term in float like the lanes, summed in double like the twin
+            for (; i < len; i++) {
+                tail += Math.abs((x.get(F, base + i * B) - c) - c2);
+            }
+        }
+        return tail + a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void minMax(MemorySegment x, long off, long runs, int len, long stride, float[] minMax) {
+        // two pairs of accumulators: min/max are exact, so only latency matters
+        FloatVector lo0 = FloatVector.broadcast(SPECIES, minMax[0]), lo1 = lo0;
+        FloatVector hi0 = FloatVector.broadcast(SPECIES, minMax[1]), hi1 = hi0;
+        float lo = minMax[0], hi = minMax[1];
+        int bound2 = len - len % (2 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound2; i += 2 * L) {
+                FloatVector v0 = load(x, base + i * B), v1 = load(x, base + i * B + VB);
+                lo0 = lo0.min(v0);
+                hi0 = hi0.max(v0);
+                lo1 = lo1.min(v1);
+                hi1 = hi1.max(v1);
+            }
+            for (; i < bound1; i += L) {
+                FloatVector v0 = load(x, base + i * B);
+                lo0 = lo0.min(v0);
+                hi0 = hi0.max(v0);
+            }
+            // scalar tail
+            for (; i < len; i++) {
+                float v = x.get(F, base + i * B);
+                lo = Math.min(lo, v);
+                hi = Math.max(hi, v);
+            }
+        }
+        minMax[0] = Math.min(lo, lo0.min(lo1).reduceLanes(VectorOperators.MIN));
+        minMax[1] = Math.max(hi, hi0.max(hi1).reduceLanes(VectorOperators.MAX));
+    }
+
+    @Override
+    public void countSteps(MemorySegment x, long off, long runs, int len, long stride, float hi, float lo, long[] counts) {
+        FloatVector hv = FloatVector.broadcast(SPECIES, hi);
+        FloatVector lv = FloatVector.broadcast(SPECIES, lo);
+        long nHi0 = 0, nHi1 = 0, nLo0 = 0, nLo1 = 0;
+        int bound2 = len - len % (2 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound2; i += 2 * L) {
+                FloatVector v0 = load(x, base + i * B), v1 = load(x, base + i * B + VB);
+                nHi0 += v0.compare(VectorOperators.GE, hv).trueCount();
+                nLo0 += v0.compare(VectorOperators.LE, lv).trueCount();
+                nHi1 += v1.compare(VectorOperators.GE, hv).trueCount();
+                nLo1 += v1.compare(VectorOperators.LE, lv).trueCount();
+            }
+            for (; i < bound1; i += L) {
+                FloatVector v0 = load(x, base + i * B);
+                nHi0 += v0.compare(VectorOperators.GE, hv).trueCount();
+                nLo0 += v0.compare(VectorOperators.LE, lv).trueCount();
+            }
+            // scalar tail
+            for (; i < len; i++) {
+                float v = x.get(F, base + i * B);
+                if (v >= hi) nHi0++;
+                if (v <= lo) nLo0++;
+            }
+        }
+        counts[0] += nHi0 + nHi1;
+        counts[1] += nLo0 + nLo1;
+    }
+
+    @Override
+    public void gradApplySteps(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                               long runs, int len, long stride, float p, float r, float hi, float u, float lo, float v) {
+        FloatVector pv = FloatVector.broadcast(SPECIES, p);
+        FloatVector rv = FloatVector.broadcast(SPECIES, r);
+        FloatVector hv = FloatVector.broadcast(SPECIES, hi);
+        FloatVector uv = FloatVector.broadcast(SPECIES, u);
+        FloatVector lv = FloatVector.broadcast(SPECIES, lo);
+        FloatVector vv = FloatVector.broadcast(SPECIES, v);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        int bound = SPECIES.loopBound(len);
+        for (long k = 0; k < runs; k++) {
+            long db = dyOff + k * stride, xb = xOff + k * stride, ob = dxOff + k * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                FloatVector xv = load(x, xb + i * B);
+                FloatVector steps = zero.blend(uv, xv.compare(VectorOperators.GE, hv))
+                        .add(zero.blend(vv, xv.compare(VectorOperators.LE, lv)));
+                pv.fma(load(dy, db + i * B), rv.add(steps)).intoMemorySegment(dx, ob + i * B, ORDER);
+            }
+            // scalar tail: the same operations as the lanes
+            for (; i < len; i++) {
+                float xv = x.get(F, xb + i * B);
+                float steps = (xv >= hi ? u : 0f) + (xv <= lo ? v : 0f);
+                dx.set(F, ob + i * B, Math.fma(p, dy.get(F, db + i * B), r + steps));
+            }
+        }
+    }
+
+    @Override
+    public void rowLinear(MemorySegment u, long uOff, MemorySegment v, long vOff, MemorySegment out, long outOff, int len,
+                          float[] a, float[] b, int coefOff) {
+        int bound = SPECIES.loopBound(len);
+        int i = 0;
+        if (b == null) {
+            for (; i < bound; i += L) {
+                FloatVector.fromArray(SPECIES, a, coefOff + i).mul(load(u, uOff + i * B))
+                        .intoMemorySegment(out, outOff + i * B, ORDER);
+            }
+        } else {
+            for (; i < bound; i += L) {
+                FloatVector bv = FloatVector.fromArray(SPECIES, b, coefOff + i).mul(load(v, vOff + i * B));
+                FloatVector.fromArray(SPECIES, a, coefOff + i).fma(load(u, uOff + i * B), bv)
+                        .intoMemorySegment(out, outOff + i * B, ORDER);
+            }
+        }
+        // scalar tail: the same operations as the lanes
+        for (; i < len; i++) {
+            float uv = u.get(F, uOff + i * B);
+            float o = b == null ? a[coefOff + i] * uv
+                    : Math.fma(a[coefOff + i], uv, b[coefOff + i] * v.get(F, vOff + i * B));
+            out.set(F, outOff + i * B, o);
+        }
+    }
 }
