@@ -74,11 +74,12 @@ final class FamilyBounds {
      * a = fl(r'), b = fl(-(mu' - muF) * r') (or a = fl(r'*gamma) per channel for GroupNorm): the mean error
      * shifts every value (|gamma| r dMu), the rstd error scales the deviation (|gamma| r |x - mu| rho), and
      * five float roundings (x - muF, a, the inner fma, gamma's product, the outer fma) each cost at most
-     * u times the magnitude they round, i.e. u*|gamma r (x - mu)| (+ u*|y| for the last).
+     * u times the magnitude they round, i.e. u*|gamma r (x - mu)| (+ u*|y| for the last). GroupNorm folds
+     * beta into b = fl(beta - (mu' - muF)*a), one more rounding of u*|beta|.
      */
     double forwardElement(double x, double gamma, double beta, double y, double mu, double r, double dMu, double rho) {
         double dev = Math.abs(x - mu);
-        return Math.abs(gamma) * r * (dMu * (1 + 2 * U) + dev * (rho + 5 * U)) + U * Math.abs(y)
+        return Math.abs(gamma) * r * (dMu * (1 + 2 * U) + dev * (rho + 5 * U)) + U * (Math.abs(y) + Math.abs(beta))
                 + REF * (Math.abs(y) + Math.abs(beta));
     }
 
