@@ -1,0 +1,213 @@
+package io.github.vecnorm.internal;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Weight Normalization bodies ({@code torch._weight_norm}) composed of the {@link Primitives}. No
+ * validation here: {@code io.github.vecnorm.WeightNorm} guards every argument first.
+ *
+ * <p>The tensor v is seen as (A, K, S): K the size of the kept dim, A the product of the dims before
+ * it, S the product of those after it. Slice k (one norm, one g) is A runs of S floats, K*S floats
+ * apart; the whole-tensor norm (dim = -1) is A = K = 1. Two walks, chosen from the shape alone, so the
+ * order of every sum is fixed whatever the {@link Loop}:
+ * <ul>
+ *   <li>pieces: every slice cut into pieces of about {@link #PIECE} floats (whole runs, or parts of
+ *   one long run); each piece is a work item whose sum becomes a double partial, and a slice's
+ *   partials are added in piece order. The element-wise pass walks the same pieces.</li>
+ *   <li>columns, when A > 1 and S < {@link #COLUMN_S} (e.g. dim = last, where a slice is a column):
+ *   v as A rows of K*S floats; columns summed in float over {@link #ROW_BLOCK} rows at a time
+ *   ({@link Primitives#columnGradSums}), flushed into double partials per band of {@link #BAND}
+ *   rows; bands added in order, then the S columns of a slice in order. The element-wise pass goes
+ *   row by row with per-column coefficients ({@link Primitives#rowLinear}).</li>
+ * </ul>
+ */
+public final class WeightNormOps {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final long B = Float.BYTES;
+    /** Floats per piece: few enough that a float lane accumulates at most PIECE/lanes terms, many pieces to share. */
+    static final int PIECE = 1 << 13;
+    /** Runs shorter than this (with more than one run) are walked as columns. */
+    static final int COLUMN_S = 64;
+    /** Longest row of the column walk (its per-column coefficients are float arrays). */
+    static final long COLUMN_MAX_ROW = 1L << 22;
+    /** Columns per tile of the column walk: one float accumulator of this width stays in L1. */
+    static final int COLS = 2048;
+    /** Rows per band of the column walk (a multiple of ROW_BLOCK). */
+    static final int BAND = 256;
+    /** Rows summed in float before a flush to double. */
+    static final int ROW_BLOCK = 32;
+
+    private WeightNormOps() {
+    }
+
+    /** Forward: norm_k = sqrt(Σ v²) over slice k, w = v * (g_k / norm_k); norm written when not null. */
+    public static void forward(Primitives p, long a, long k, long s, MemorySegment v, MemorySegment g,
+                               MemorySegment w, MemorySegment norm, Loop loop) {
+        boolean cols = columns(a, k, s);
+        double[] ss = cols ? columnSums(p, a, k, s, v, v, loop) : pieceSums(p, a, k, s, v, v, loop);
+        float[] scale = new float[(int) k];
+        for (int j = 0; j < k; j++) {
+            double nrm = Math.sqrt(ss[j]);
+            // no eps, as ATen: a zero slice gives g/0 = inf (or NaN) and then 0 * inf = NaN
+            scale[j] = (float) (g.get(F, j * B) / nrm);
+            if (norm != null) norm.set(F, j * B, (float) nrm);
+        }
+        if (cols) {
+            float[] aCol = perColumn(scale, k, s);
+            long d = k * s;
+            loop.forEach(a, r -> p.rowLinear(v, r * d * B, null, 0, w, r * d * B, (int) d, aCol, null, 0));
+        } else {
+            long per = perSlice(a, s);
+            loop.forEach(k * per, it -> {
+                float sc = scale[(int) (it / per)];
+                piece(a, k, s, it, (off, runs, len, stride) -> p.affine(v, off, w, off, runs, len, stride, 0f, sc, 0f));
+            });
+        }
+    }
+
+    /**
+     * Backward from the saved norms: per slice sum_k = Σ gradW*v, gradG_k = sum_k / norm_k and
+     * gradV = (g_k/norm_k) * gradW - (g_k/norm_k) * (gradG_k/norm_k) * v. Null outputs are not computed.
+     */
+    public static void backward(Primitives p, long a, long k, long s, MemorySegment gradW, MemorySegment v,
+                                MemorySegment g, MemorySegment norm, MemorySegment gradV, MemorySegment gradG,
+                                Loop loop) {
+        if (gradV == null && gradG == null) return;
+        boolean cols = columns(a, k, s);
+        double[] sums = cols ? columnSums(p, a, k, s, gradW, v, loop) : pieceSums(p, a, k, s, gradW, v, loop);
+        float[] ca = new float[(int) k], cb = new float[(int) k];
+        for (int j = 0; j < k; j++) {
+            double nrm = norm.get(F, j * B);
+            double gg = sums[j] / nrm;
+            double sa = g.get(F, j * B) / nrm;
+            if (gradG != null) gradG.set(F, j * B, (float) gg);
+            ca[j] = (float) sa;
+            cb[j] = (float) (-sa * gg / nrm);
+        }
+        if (gradV == null) return;
+        if (cols) {
+            float[] aCol = perColumn(ca, k, s), bCol = perColumn(cb, k, s);
+            long d = k * s;
+            loop.forEach(a, r -> p.rowLinear(gradW, r * d * B, v, r * d * B, gradV, r * d * B, (int) d, aCol, bCol, 0));
+        } else {
+            long per = perSlice(a, s);
+            loop.forEach(k * per, it -> {
+                int j = (int) (it / per);
+                float pa = ca[j], qb = cb[j];
+                piece(a, k, s, it, (off, runs, len, stride) ->
+                        p.gradApply(gradW, off, v, off, gradV, off, runs, len, stride, pa, qb, 0f, 0f));
+            });
+        }
+    }
+
+    /** Whether the (a, k, s) view is walked as columns. */
+    static boolean columns(long a, long k, long s) {
+        long d = k * s;
+        return a > 1 && s < COLUMN_S && d <= COLUMN_MAX_ROW && bands(a) * d <= Integer.MAX_VALUE - 8;
+    }
+
+    private static long bands(long a) {
+        return (a + BAND - 1) / BAND;
+    }
+
+    private static float[] perColumn(float[] perSlice, long k, long s) {
+        float[] c = new float[(int) (k * s)];
+        for (int j = 0; j < k; j++) java.util.Arrays.fill(c, (int) (j * s), (int) ((j + 1) * s), perSlice[j]);
+        return c;
+    }
+
+    // --- pieces walk
+
+    /** One piece: {@code runs} runs of {@code len} floats from byte {@code off}, {@code stride} bytes apart. */
+    @FunctionalInterface
+    private interface PieceBody {
+        void run(long off, long runs, int len, long stride);
+    }
+
+    /** Pieces per slice: parts of each run when runs are long, else groups of whole runs. */
+    static long perSlice(long a, long s) {
+        if (s >= PIECE) return a * ((s + PIECE - 1) / PIECE);
+        long runsPer = PIECE / s;
+        return (a + runsPer - 1) / runsPer;
+    }
+
+    /** Runs {@code body} on piece {@code item} (slice item / perSlice, piece item % perSlice). */
+    private static void piece(long a, long k, long s, long item, PieceBody body) {
+        long per = perSlice(a, s);
+        long kk = item / per, j = item % per;
+        long stride = k * s * B;
+        if (s >= PIECE) {
+            long cuts = (s + PIECE - 1) / PIECE;
+            long r = j / cuts, i0 = (j % cuts) * PIECE;
+            body.run(((r * k + kk) * s + i0) * B, 1, (int) Math.min(PIECE, s - i0), stride);
+        } else {
+            long runsPer = PIECE / s;
+            long r0 = j * runsPer;
+            body.run((r0 * k + kk) * s * B, Math.min(runsPer, a - r0), (int) s, stride);
+        }
+    }
+
+    /** Σ x1*x2 per slice over the pieces (Σ x² when x1 == x2), partials added in piece order. */
+    private static double[] pieceSums(Primitives p, long a, long k, long s, MemorySegment x1, MemorySegment x2,
+                                      Loop loop) {
+        long per = perSlice(a, s);
+        double[] part = new double[Math.toIntExact(k * per)];
+        loop.forEach(k * per, it -> piece(a, k, s, it, (off, runs, len, stride) -> {
+            if (x1 == x2) {
+                part[(int) it] = p.sumSquares(x1, off, runs, len, stride);
+            } else {
+                GradSums acc = new GradSums();
+                p.gradSums(x1, off, x2, off, runs, len, stride, 0f, acc);
+                part[(int) it] = acc.sumDyXc;
+            }
+        }));
+        double[] sums = new double[(int) k];
+        for (int j = 0; j < k; j++) {
+            double t = 0;
+            for (long i = 0; i < per; i++) t += part[(int) (j * per + i)];
+            sums[j] = t;
+        }
+        return sums;
+    }
+
+    // --- columns walk
+
+    /** Σ x1*x2 per slice over the columns walk: column partials per band, bands in order, then a slice's columns in order. */
+    private static double[] columnSums(Primitives p, long a, long k, long s, MemorySegment x1, MemorySegment x2,
+                                       Loop loop) {
+        long d = k * s;
+        long bands = bands(a), tiles = (d + COLS - 1) / COLS;
+        double[] part = new double[(int) (bands * d)];
+        loop.forEach(bands * tiles, t -> {
+            long b = t / tiles, j0 = (t % tiles) * COLS;
+            int w = (int) Math.min(COLS, d - j0);
+            float[] acc = new float[w];
+            long r0 = b * BAND, r1 = Math.min(a, r0 + BAND);
+            int base = (int) (b * d + j0);
+            for (long r = r0; r < r1; r++) {
+                long off = (r * d + j0) * B;
+                // x1 * ((x2 - 0) * 1): the product, exactly as in float
+                p.columnGradSums(x1, off, x2, off, w, 0f, 1f, null, acc, 0);
+                if ((r - r0) % ROW_BLOCK == ROW_BLOCK - 1 || r == r1 - 1) {
+                    for (int j = 0; j < w; j++) {
+                        part[base + j] += acc[j];
+                        acc[j] = 0f;
+                    }
+                }
+            }
+        });
+        double[] sums = new double[(int) k];
+        for (int kk = 0; kk < k; kk++) {
+            double t = 0;
+            for (long j = kk * s; j < (kk + 1) * s; j++) {
+                double col = 0;
+                for (long b = 0; b < bands; b++) col += part[(int) (b * d + j)];
+                t += col;
+            }
+            sums[kk] = t;
+        }
+        return sums;
+    }
+}
