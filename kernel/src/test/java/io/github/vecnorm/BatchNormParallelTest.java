@@ -309,7 +309,7 @@ class BatchNormParallelTest {
             try (Arena confined = Arena.ofConfined()) {
                 Counting ex = new Counting(pool);
                 Map<String, float[]> par = runAll(p, confined, Parallelism.of(ex, tasks));
-                assertBitwiseEqual(serial, par, "confined, " + tasks + " tasks");
+                assertSameAsSerial(p, confined, serial, par, "confined, " + tasks + " tasks");
                 assertEquals(0, ex.submitted.get(), "a call on confined segments handed work to the executor");
             }
         }
