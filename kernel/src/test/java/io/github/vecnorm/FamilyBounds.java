@@ -61,11 +61,15 @@ final class FamilyBounds {
         return uA * (st.range() * (h(steps(n)) + lanes + 8) + 3 * st.sigma()) + REF * Math.abs(st.mean());
     }
 
+    /** Error of the kernel's (double) biased variance of a set. */
+    double dVar(long n, FamilyReference.Stats st) {
+        double dmu = dMu(n, st);
+        return uA * st.var() * (h(steps(n)) + lanes + 16) + 11 * dmu * st.sigma() + dmu * dmu + REF * st.var();
+    }
+
     /** Relative error of the kernel's rstd before its float rounding. */
     double rho(long n, FamilyReference.Stats st, double eps) {
-        double dmu = dMu(n, st);
-        double dVar = uA * st.var() * (h(steps(n)) + lanes + 16) + 11 * dmu * st.sigma() + dmu * dmu;
-        double rho = dVar / (2 * (st.var() + eps));
+        double rho = dVar(n, st) / (2 * (st.var() + eps));
         return rho + rho * rho + REF;
     }
 
