@@ -68,28 +68,33 @@ public final class Parallelism {
         }
         @SuppressWarnings("unchecked")
         CompletableFuture<Void>[] futures = new CompletableFuture[parts - 1];
-        for (int p = 1; p < parts; p++) {
-            long from = items * p / parts, to = items * (p + 1) / parts;
-            futures[p - 1] = CompletableFuture.runAsync(() -> {
-                for (long i = from; i < to; i++) body.accept(i);
-            }, executor);
-        }
-        long to0 = items / parts;
-        RuntimeException first = null;
+        Throwable first = null;
+        // Whatever fails (a refused submission, the caller's own part, an Error), every task already
+        // started is waited for before returning: nothing may write after the call has returned.
         try {
+            for (int p = 1; p < parts; p++) {
+                long from = items * p / parts, to = items * (p + 1) / parts;
+                futures[p - 1] = CompletableFuture.runAsync(() -> {
+                    for (long i = from; i < to; i++) body.accept(i);
+                }, executor);
+            }
+            long to0 = items / parts;
             for (long i = 0; i < to0; i++) body.accept(i);
-        } catch (RuntimeException e) {
-            first = e;
+        } catch (Throwable t) {
+            first = t;
         }
         for (CompletableFuture<Void> f : futures) {
+            if (f == null) continue;
             try {
                 f.join();
             } catch (CompletionException e) {
-                if (first == null) {
-                    first = e.getCause() instanceof RuntimeException r ? r : e;
-                }
+                if (first == null) first = e.getCause() != null ? e.getCause() : e;
+            } catch (Throwable t) {
+                if (first == null) first = t;
             }
         }
-        if (first != null) throw first;
+        if (first instanceof RuntimeException r) throw r;
+        if (first instanceof Error e) throw e;
+        if (first != null) throw new CompletionException(first);
     }
 }

@@ -104,13 +104,18 @@ public final class VectorPrimitives implements Primitives {
             m0 = d.fma(FloatVector.broadcast(SPECIES, n1 / n), m0);
         }
         if (c0 > 0) {
-            // Lanes have equal counts c0 + 3cq: the mean is the mean of lane means.
+            // Lanes have equal counts c0 + 3cq: merged in double, in lane order (reduceLanes leaves the
+            // order to the implementation, and the interpreter and C2 differ in the last bit).
             double perLane = (double) c0 + 3.0 * cq;
-            float mean = m0.reduceLanes(VectorOperators.ADD) / L;
-            FloatVector dm = m0.sub(mean);
-            double m2all = (double) q0.reduceLanes(VectorOperators.ADD)
-                    + perLane * dm.mul(dm).reduceLanes(VectorOperators.ADD);
-            acc.merge(perLane * L, (double) mean + shift, m2all);
+            float[] means = m0.toArray(), m2s = q0.toArray();
+            double mean = 0, m2all = 0;
+            for (float m : means) mean += m;
+            mean /= L;
+            for (int l = 0; l < L; l++) {
+                double d = means[l] - mean;
+                m2all += m2s[l] + perLane * d * d;
+            }
+            acc.merge(perLane * L, mean + shift, m2all);
         }
         acc.merge(tc, tm + shift, tq);
     }
@@ -166,8 +171,8 @@ public final class VectorPrimitives implements Primitives {
                 sumDyXc += g * (x.get(F, xb + i * B) - c);
             }
         }
-        acc.sumDy += sumDy + s0.add(s1).reduceLanes(VectorOperators.ADD);
-        acc.sumDyXc += sumDyXc + t0.add(t1).reduceLanes(VectorOperators.ADD);
+        acc.sumDy += sumDy + sumLanes(s0.add(s1));
+        acc.sumDyXc += sumDyXc + sumLanes(t0.add(t1));
     }
 
     @Override
@@ -390,7 +395,7 @@ public final class VectorPrimitives implements Primitives {
                 tail += Math.abs((x.get(F, base + i * B) - c) - c2);
             }
         }
-        return tail + a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        return tail + sumLanes(a0.add(a1).add(a2.add(a3)));
     }
 
     @Override
