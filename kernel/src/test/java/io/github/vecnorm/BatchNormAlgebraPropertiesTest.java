@@ -39,7 +39,7 @@ class BatchNormAlgebraPropertiesTest {
     @Test
     void gradientSumsVanish() {
         Tally t = new Tally("gradientSums", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS));
-        qt().withExamples(250).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> {
+        qt().withExamples(600).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> {
             Data d = Cases.data(k);
             int n = k.n(), cs = k.c(), s = k.s(), m = k.m();
             double eps = k.recipe().eps();
@@ -109,7 +109,7 @@ class BatchNormAlgebraPropertiesTest {
         Gen<Object[]> gen = Cases.dims(2).flatMap(dims -> range(-20, 10).flatMap(q -> range(-30, 30).flatMap(p ->
                 range(0, 5).flatMap(offExp -> pick(List.of(1e-5, 1e-3, 1e-1)).flatMap(eps ->
                         longRange(0, Long.MAX_VALUE / 2).map(seed -> new Object[] {dims, q, p, offExp, eps, seed}))))));
-        qt().withExamples(200).withShrinkCycles(60).forAll(gen).checkAssert(o -> {
+        qt().withExamples(500).withShrinkCycles(60).forAll(gen).checkAssert(o -> {
             long[] dims = (long[]) o[0];
             int q = (Integer) o[1], p = (Integer) o[2], offExp = (Integer) o[3];
             double eps = (Double) o[4];
@@ -202,7 +202,7 @@ class BatchNormAlgebraPropertiesTest {
         Tally t = new Tally("finiteDifferences", "examples", "m==2", "S<8", "tail8", "constantChannel", "bigOffset",
                 "gammaNull");
         Gen<Case> gen = smallDims().flatMap(dims -> Cases.recipes().map(r -> new Case(dims, r)));
-        qt().withExamples(150).withShrinkCycles(40).forAll(gen).checkAssert(k -> {
+        qt().withExamples(400).withShrinkCycles(40).forAll(gen).checkAssert(k -> {
             Data d = Cases.data(k);
             int n = k.n(), cs = k.c(), s = k.s(), m = k.m();
             double eps = k.recipe().eps();
@@ -293,7 +293,7 @@ class BatchNormAlgebraPropertiesTest {
     @Test
     void inPlaceEqualsSeparateBuffers() {
         Tally t = new Tally("inPlace", "examples", "tail16", "S<8", "memoryOrder", "m==2", "constantChannel");
-        qt().withExamples(150).withShrinkCycles(40).forAll(Cases.cases(2)).checkAssert(k -> {
+        qt().withExamples(400).withShrinkCycles(40).forAll(Cases.cases(2)).checkAssert(k -> {
             Data d = Cases.data(k);
             Shape shape = k.shape();
             int cs = k.c(), mis = k.recipe().misalign();

@@ -22,7 +22,7 @@ class BatchNormBackwardPropertiesTest {
     void trainingBackwardMatchesReference() {
         Tally t = new Tally("trainingBackward", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS,
                 new String[] {"mask dx", "mask dgamma", "mask dbeta", "mask all", "gammaNull", "dyZeroMean", "dyConstant"}));
-        qt().withExamples(400).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> training(k, t));
+        qt().withExamples(1000).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> training(k, t));
         t.report();
     }
 
@@ -30,7 +30,7 @@ class BatchNormBackwardPropertiesTest {
     void inferenceBackwardMatchesReference() {
         Tally t = new Tally("inferenceBackward", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS,
                 new String[] {"mask dx", "mask dgamma", "mask dbeta", "mask all"}));
-        qt().withExamples(300).withShrinkCycles(60).forAll(Cases.cases(1)).checkAssert(k -> inference(k, t));
+        qt().withExamples(600).withShrinkCycles(60).forAll(Cases.cases(1)).checkAssert(k -> inference(k, t));
         t.report();
     }
 

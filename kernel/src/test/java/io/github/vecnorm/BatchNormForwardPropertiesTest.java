@@ -21,14 +21,14 @@ class BatchNormForwardPropertiesTest {
     void trainingForwardMatchesReference() {
         Tally t = new Tally("trainingForward", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS,
                 new String[] {"momentum", "cumulative", "noRunningStats", "affineOff", "misaligned"}));
-        qt().withExamples(400).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> training(k, t));
+        qt().withExamples(1000).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> training(k, t));
         t.report();
     }
 
     @Test
     void inferenceForwardMatchesReference() {
         Tally t = new Tally("inferenceForward", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS));
-        qt().withExamples(300).withShrinkCycles(60).forAll(Cases.cases(1)).checkAssert(k -> inference(k, t));
+        qt().withExamples(600).withShrinkCycles(60).forAll(Cases.cases(1)).checkAssert(k -> inference(k, t));
         t.report();
     }
 

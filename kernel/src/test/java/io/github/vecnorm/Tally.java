@@ -27,7 +27,7 @@ public final class Tally {
 
     /** The keys {@link #shape} and {@link #data} count. */
     public static final String[] SHAPE_KEYS = {"examples", "S<8", "tail8", "tail16", "S%16==0", "memoryOrder",
-            "m==2", "N==1,S>=2", "C==1", "C>=256", "m>=4000", "1d", "2d", "3d", "prime S"};
+            "S=lanes-1,lanes,lanes+1", "m==2", "N==1,S>=2", "C==1", "C>=256", "m>=4000", "1d", "2d", "3d", "prime S"};
     public static final String[] DATA_KEYS = {"bigOffset", "constantChannel", "tinySpread", "hugeSpread",
             "negativeMean", "nearConstant(var<eps)"};
 
@@ -54,6 +54,7 @@ public final class Tally {
         count("tail16", s > 16 && s % 16 != 0);
         count("S%16==0", s % 16 == 0);
         count("memoryOrder", s >= 64);
+        count("S=lanes-1,lanes,lanes+1", s == 7 || s == 8 || s == 9 || s == 15 || s == 16 || s == 17);
         count("m==2", (long) n * s == 2);
         count("N==1,S>=2", n == 1 && s >= 2);
         count("C==1", c == 1);

@@ -107,7 +107,7 @@ class PrimitivesPropertiesTest {
     @Test
     void affine() {
         Tally t = new Tally("primitive affine", KEYS);
-        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+        qt().withExamples(500).forAll(layouts()).checkAssert(k -> {
             countLayout(t, k);
             SplittableRandom rnd = new SplittableRandom(k.seed());
             float[] x = values(k, rnd, false);
@@ -142,7 +142,7 @@ class PrimitivesPropertiesTest {
     @Test
     void gradApply() {
         Tally t = new Tally("primitive gradApply", KEYS);
-        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+        qt().withExamples(500).forAll(layouts()).checkAssert(k -> {
             countLayout(t, k);
             SplittableRandom rnd = new SplittableRandom(k.seed());
             float[] x = values(k, rnd, false), dy = values(k, rnd, true);
@@ -180,7 +180,7 @@ class PrimitivesPropertiesTest {
     @Test
     void moments() {
         Tally t = new Tally("primitive moments", KEYS);
-        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+        qt().withExamples(500).forAll(layouts()).checkAssert(k -> {
             countLayout(t, k);
             SplittableRandom rnd = new SplittableRandom(k.seed());
             float[] x = values(k, rnd, false);
@@ -210,7 +210,7 @@ class PrimitivesPropertiesTest {
     @Test
     void gradSums() {
         Tally t = new Tally("primitive gradSums", KEYS);
-        qt().withExamples(300).forAll(layouts()).checkAssert(k -> {
+        qt().withExamples(500).forAll(layouts()).checkAssert(k -> {
             countLayout(t, k);
             SplittableRandom rnd = new SplittableRandom(k.seed());
             float[] x = values(k, rnd, false), dy = values(k, rnd, true);

@@ -31,7 +31,7 @@ class VectorScalarAgreementTest {
         Primitives scalar = Kernels.scalar();
         ErrorModel mv = ErrorModel.of(vector), ms = ErrorModel.of(scalar);
         Tally t = new Tally("vectorVsScalar", Tally.keys(Tally.SHAPE_KEYS, Tally.DATA_KEYS));
-        qt().withExamples(250).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> {
+        qt().withExamples(600).withShrinkCycles(60).forAll(Cases.cases(2)).checkAssert(k -> {
             Data d = Cases.data(k);
             int n = k.n(), cs = k.c(), s = k.s(), m = k.m();
             double eps = k.recipe().eps();
