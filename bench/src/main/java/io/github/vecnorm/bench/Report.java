@@ -287,31 +287,40 @@ public final class Report {
         }
     }
 
-    /** Report rows from JMH results; roofline fractions against the copy of the same shape and threads. */
+    /** One JMH result, reduced to what the report needs; kernel is "copy" for the roofline. */
+    record Measured(String kernel, String shape, String impl, int threads, double ms, double msError) {
+    }
+
+    /** Report rows from JMH results. */
     static List<Row> rows(List<RunResult> results) {
-        Map<String, Double> copyMs = new LinkedHashMap<>();
-        List<Row> rows = new ArrayList<>();
-        for (RunResult r : results) {
-            if (!r.getParams().getBenchmark().endsWith("CopyBench.copy")) continue;
-            String shape = r.getParams().getParam("shape");
-            int t = Integer.parseInt(r.getParams().getParam("threads"));
-            double ms = r.getPrimaryResult().getScore();
-            copyMs.put(shape + "/" + t, ms);
-        }
+        List<Measured> ms = new ArrayList<>();
         for (RunResult r : results) {
             var params = r.getParams();
             boolean copy = params.getBenchmark().endsWith("CopyBench.copy");
-            String shape = params.getParam("shape");
-            int t = Integer.parseInt(params.getParam("threads"));
-            Kernel k = copy ? null : Kernel.byId(params.getParam("kernel"));
-            double ms = r.getPrimaryResult().getScore(), err = r.getPrimaryResult().getScoreError();
-            long bytes = io.github.vecnorm.Shape.parse(shape).byteSize();
-            double traffic = (copy ? 2.0 : k.trafficFactor()) * bytes;
-            double gbs = traffic / (ms * 1e-3) / 1e9;
-            Double cms = copyMs.get(shape + "/" + t);
+            ms.add(new Measured(copy ? "copy" : params.getParam("kernel"), params.getParam("shape"),
+                    copy ? Impls.COPY : params.getParam("impl"), Integer.parseInt(params.getParam("threads")),
+                    r.getPrimaryResult().getScore(), r.getPrimaryResult().getScoreError()));
+        }
+        return derive(ms);
+    }
+
+    /**
+     * GB/s from each kernel's minimal traffic (trafficFactor x bytes(x), copy 2 x bytes(x)), and the
+     * roofline fraction against the copy of the same shape and threads (NaN without one), sorted.
+     */
+    static List<Row> derive(List<Measured> measured) {
+        Map<String, Double> copyMs = new LinkedHashMap<>();
+        for (Measured m : measured) if (m.kernel().equals("copy")) copyMs.put(m.shape() + "/" + m.threads(), m.ms());
+        List<Row> rows = new ArrayList<>();
+        for (Measured m : measured) {
+            boolean copy = m.kernel().equals("copy");
+            long bytes = io.github.vecnorm.Shape.parse(m.shape()).byteSize();
+            double traffic = (copy ? 2.0 : Kernel.byId(m.kernel()).trafficFactor()) * bytes;
+            double gbs = traffic / (m.ms() * 1e-3) / 1e9;
+            Double cms = copyMs.get(m.shape() + "/" + m.threads());
             double frac = cms == null ? Double.NaN : gbs / (2.0 * bytes / (cms * 1e-3) / 1e9);
-            rows.add(new Row(copy ? "copy" : k.id(), shape, copy ? Impls.COPY : params.getParam("impl"), t, ms,
-                    Double.isNaN(err) ? 0 : err, gbs, frac));
+            rows.add(new Row(m.kernel(), m.shape(), m.impl(), m.threads(), m.ms(),
+                    Double.isNaN(m.msError()) ? 0 : m.msError(), gbs, frac));
         }
         rows.sort(ROW_ORDER);
         return rows;
