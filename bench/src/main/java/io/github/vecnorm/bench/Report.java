@@ -206,6 +206,7 @@ public final class Report {
                 ok.add(Kernel.byId(l.substring(9).split(" ", 2)[0]));
             } else if (l.startsWith("PROBE unsupported ")) {
                 unsupported.add(l.substring(18).trim());
+                skipped.add(impl + " " + l.substring(18).trim() + ": not offered by " + impl);
             } else if (l.startsWith("PROBE fail ")) {
                 String[] kv = l.substring(11).split(" ", 2);
                 fails.add(kv[0]);
