@@ -4,15 +4,17 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * The per-element parameter gradients of the row layers, summed over rows:
- * {@code dgamma[j] = Σ_r dy[r,j] * (x[r,j] - center[r]) * scale[r]} and {@code dbeta[j] = Σ_r dy[r,j]}.
+ * Per-element parameter gradients summed over rows, for an (M, D) matrix whose rows are cut into
+ * segments of {@code seg} columns, each segment with its own statistics (center, scale) — one segment
+ * per row for LayerNorm and RMSNorm, one per group for GroupNorm with small S:
+ * {@code sumG[j] = Σ_r dy[r,j] * (x[r,j] - center[r,j/seg]) * scale[r,j/seg]} and {@code sumB[j] = Σ_r dy[r,j]}.
  *
- * <p>Deterministic whatever the thread count: the (M, D) matrix is cut into tiles of
- * {@link #COLS} columns by a row band whose height depends only on (M, D); a tile is one work item.
- * Inside a tile, rows are summed in float, {@link #ROW_BLOCK} at a time (every column through the same
- * float operations, {@link Primitives#columnGradSums}), each block flushed into a double partial; the
- * partials of the bands are then added in band order. Bands let many rows of a narrow D spread over
- * threads; columns let a wide D do the same.
+ * <p>Deterministic whatever the thread count: the matrix is cut into tiles of {@link #COLS} columns by
+ * a row band whose height depends only on (M, D); a tile is one work item. Inside a tile, rows are summed
+ * in float, {@link #ROW_BLOCK} at a time (every column through the same float operations,
+ * {@link Primitives#columnGradSums}), each block flushed into a double partial; the partials of the bands
+ * are then added in band order. Bands let many rows of a narrow D spread over threads; columns let a
+ * wide D do the same.
  */
 final class ColumnSums {
 
@@ -36,27 +38,43 @@ final class ColumnSums {
     }
 
     /**
-     * Writes dgamma and/or dbeta (D floats each, either may be null). {@code center} may be null (0);
-     * center and scale hold one float per row.
+     * The row layers' dgamma and dbeta (D floats each, either may be null): one segment per row,
+     * {@code center} may be null (0); center and scale hold one float per row.
      */
     static void run(Primitives p, long m, long d, MemorySegment dy, MemorySegment x,
                     MemorySegment center, MemorySegment scale, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         if (dgamma == null && dbeta == null) return;
+        double[][] sums = sums(p, m, d, d, dy, x, center, scale, dgamma != null, dbeta != null, loop);
+        for (long j = 0; j < d; j++) {
+            if (dgamma != null) dgamma.set(F, j * B, (float) sums[0][(int) j]);
+            if (dbeta != null) dbeta.set(F, j * B, (float) sums[1][(int) j]);
+        }
+    }
+
+    /**
+     * The column sums in double, {sumG, sumB} (null where not wanted). center (null = 0) and scale hold
+     * one float per segment, {@code r * (d/seg) + j/seg}; seg divides d.
+     */
+    static double[][] sums(Primitives p, long m, long d, long seg, MemorySegment dy, MemorySegment x,
+                           MemorySegment center, MemorySegment scale, boolean wantG, boolean wantB, Loop loop) {
+        assert d % seg == 0 : "segments tile the row";
         long band = band(m, d);
         long bands = (m + band - 1) / band;
         long tilesPerBand = (d + COLS - 1) / COLS;
-        double[] partG = dgamma == null ? null : new double[(int) (bands * d)];
-        double[] partB = dbeta == null ? null : new double[(int) (bands * d)];
-        loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, band, t / tilesPerBand, t % tilesPerBand,
+        double[] partG = wantG ? new double[(int) (bands * d)] : null;
+        double[] partB = wantB ? new double[(int) (bands * d)] : null;
+        loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, seg, band, t / tilesPerBand, t % tilesPerBand,
                 dy, x, center, scale, partG, partB));
+        double[] sumG = wantG ? new double[(int) d] : null, sumB = wantB ? new double[(int) d] : null;
         // partials added in band order, column by column: the same order for any split
         loop.forEach(tilesPerBand, t -> {
             long j0 = t * COLS, j1 = Math.min(d, j0 + COLS);
             for (long j = j0; j < j1; j++) {
-                if (partG != null) dgamma.set(F, j * B, (float) sumOverBands(partG, bands, d, j));
-                if (partB != null) dbeta.set(F, j * B, (float) sumOverBands(partB, bands, d, j));
+                if (wantG) sumG[(int) j] = sumOverBands(partG, bands, d, j);
+                if (wantB) sumB[(int) j] = sumOverBands(partB, bands, d, j);
             }
         });
+        return new double[][] {sumG, sumB};
     }
 
     private static double sumOverBands(double[] part, long bands, long d, long j) {
@@ -66,20 +84,25 @@ final class ColumnSums {
     }
 
     /** One tile: rows of band {@code b}, columns of tile {@code t}; leaves its sums in the band's partials. */
-    private static void tile(Primitives p, long m, long d, long band, long b, long t,
+    private static void tile(Primitives p, long m, long d, long seg, long band, long b, long t,
                              MemorySegment dy, MemorySegment x, MemorySegment center, MemorySegment scale,
                              double[] partG, double[] partB) {
-        long j0 = t * COLS;
-        int w = (int) Math.min(COLS, d - j0);
+        long j0 = t * COLS, j1 = Math.min(d, j0 + COLS), segs = d / seg;
+        int w = (int) (j1 - j0);
         float[] accG = partG == null ? null : new float[w];
         float[] accB = partB == null ? null : new float[w];
         long r0 = b * band, r1 = Math.min(m, r0 + band);
         int base = (int) (b * d + j0);
         for (long r = r0; r < r1; r++) {
-            float c = center == null ? 0f : center.get(F, r * B);
-            float a = scale.get(F, r * B);
-            long off = (r * d + j0) * B;
-            p.columnGradSums(dy, off, x, off, w, c, a, accB, accG, 0);
+            // the tile's columns of row r, one piece per segment they cross
+            for (long j = j0; j < j1; ) {
+                long s = j / seg, end = Math.min(j1, (s + 1) * seg);
+                long k = r * segs + s;
+                float c = center == null ? 0f : center.get(F, k * B);
+                long off = (r * d + j) * B;
+                p.columnGradSums(dy, off, x, off, (int) (end - j), c, scale.get(F, k * B), accB, accG, (int) (j - j0));
+                j = end;
+            }
             if ((r - r0) % ROW_BLOCK == ROW_BLOCK - 1 || r == r1 - 1) {
                 flush(accG, partG, base, w);
                 flush(accB, partB, base, w);

@@ -1,5 +1,6 @@
 package io.github.vecnorm.internal;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -18,8 +19,34 @@ public final class GroupNormOps {
     private GroupNormOps() {
     }
 
+    /**
+     * Spatial sizes below this take the per-element path: gamma and beta expanded to one float per
+     * (channel, position) so that a whole group is one primitive call, and parameter gradients summed
+     * by {@link ColumnSums}. Per-channel calls of a few floats each cost ~50x more at S = 1.
+     */
+    public static final int SMALL_S = 64;
+    /** Largest C*S expanded (floats per parameter vector). */
+    static final long MAX_EXPANDED = 1 << 24;
+
     static float at(MemorySegment seg, long i, float absent) {
         return seg == null ? absent : seg.get(F, i * B);
+    }
+
+    /** Whether (C, S) takes the per-element path. */
+    public static boolean perElement(long c, long s) {
+        return s < SMALL_S && c * s <= MAX_EXPANDED;
+    }
+
+    /** A per-channel vector repeated over positions, {@code v[c*S + t] = seg[c]}; null for null. */
+    static MemorySegment expand(MemorySegment seg, long c, long s) {
+        if (seg == null) return null;
+        // GC-managed: tasks on other threads read it; freed with the call's last reference
+        MemorySegment e = Arena.ofAuto().allocate(c * s * B, 64);
+        for (long ch = 0; ch < c; ch++) {
+            float v = seg.get(F, ch * B);
+            for (long t = 0; t < s; t++) e.set(F, (ch * s + t) * B, v);
+        }
+        return e;
     }
 
     /**
@@ -31,11 +58,14 @@ public final class GroupNormOps {
     public static void forward(Primitives p, long n, long c, long s, long g, MemorySegment x, MemorySegment y,
                                MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
                                double eps, double[] unbiased, Loop loop) {
-        loop.forEach(n * g, k -> forwardGroup(p, c, s, g, k, x, y, gamma, beta, mean, rstd, eps, unbiased));
+        boolean expanded = (gamma != null || beta != null) && perElement(c, s);
+        MemorySegment ge = expanded ? expand(gamma, c, s) : null, be = expanded ? expand(beta, c, s) : null;
+        loop.forEach(n * g, k -> forwardGroup(p, c, s, g, k, x, y, gamma, beta, ge, be, expanded, mean, rstd, eps, unbiased));
     }
 
     private static void forwardGroup(Primitives p, long c, long s, long g, long k, MemorySegment x, MemorySegment y,
-                                     MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
+                                     MemorySegment gamma, MemorySegment beta, MemorySegment ge, MemorySegment be,
+                                     boolean expanded, MemorySegment mean, MemorySegment rstd,
                                      double eps, double[] unbiased) {
         long cg = c / g, len = cg * s, off = k * len * B;
         Moments acc = new Moments();
@@ -53,6 +83,11 @@ public final class GroupNormOps {
         // (x - muF) is exact near the mean; what float rounding took from the mean goes into b
         if (gamma == null && beta == null) {
             Runs.affine(p, x, off, y, off, len, muF, (float) rs, (float) (-(mu - muF) * rs));
+            return;
+        }
+        if (expanded) {
+            // the group's channels are consecutive: their expanded parameters start at (k % g) * len
+            Runs.rowAffine(p, x, off, y, off, len, muF, (float) rs, (float) (-(mu - muF) * rs), ge, be, (k % g) * len * B);
             return;
         }
         long c0 = (k % g) * cg;
@@ -73,6 +108,10 @@ public final class GroupNormOps {
                                 MemorySegment gamma, MemorySegment mean, MemorySegment rstd,
                                 MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         if (dx == null && dgamma == null && dbeta == null) return;
+        if (perElement(c, s)) {
+            backwardPerElement(p, n, c, s, g, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, loop);
+            return;
+        }
         // per-(n, c) sums are needed for the parameter gradients, and for dx when gamma varies inside a group
         boolean perChannel = gamma != null || dgamma != null || dbeta != null;
         double[] sumDy = perChannel ? new double[(int) (n * c)] : null;
@@ -128,5 +167,49 @@ public final class GroupNormOps {
             long o = off + j * s * B;
             Runs.gradApply(p, dy, o, x, o, dx, o, s, (float) (rs * at(gamma, c0 + j, 1f)), q, mu, r);
         }
+    }
+
+    /**
+     * Backward for small S: parameter gradients by {@link ColumnSums} over the N rows of C*S values (one
+     * segment per group), then dx group by group with gamma expanded per element. The sums come first:
+     * dx may overwrite dy.
+     */
+    private static void backwardPerElement(Primitives p, long n, long c, long s, long g, MemorySegment dy,
+                                           MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment rstd,
+                                           MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
+        long cs = c * s, len = cs / g;
+        if (dgamma != null || dbeta != null) {
+            double[][] col = ColumnSums.sums(p, n, cs, len, dy, x, mean, rstd, dgamma != null, dbeta != null, loop);
+            for (long ch = 0; ch < c; ch++) {
+                if (dgamma != null) dgamma.set(F, ch * B, (float) sumRange(col[0], ch * s, s));
+                if (dbeta != null) dbeta.set(F, ch * B, (float) sumRange(col[1], ch * s, s));
+            }
+        }
+        if (dx == null) return;
+        MemorySegment ge = expand(gamma, c, s);
+        loop.forEach(n * g, k -> {
+            long off = k * len * B, wOff = (k % g) * len * B;
+            float mu = mean.get(F, k * B);
+            double rs = rstd.get(F, k * B);
+            GradSums acc = new GradSums();
+            if (ge == null) {
+                Runs.gradSums(p, dy, off, x, off, len, mu, acc);
+            } else {
+                Runs.rowGradSums(p, dy, off, x, off, ge, wOff, len, mu, acc);
+            }
+            float q = (float) (-rs * rs * rs * acc.sumDyXc / len);
+            float r = (float) (-rs * acc.sumDy / len);
+            if (ge == null) {
+                Runs.gradApply(p, dy, off, x, off, dx, off, len, (float) rs, q, mu, r);
+            } else {
+                Runs.rowGradApply(p, dy, off, x, off, ge, wOff, dx, off, len, (float) rs, q, mu, r);
+            }
+        });
+    }
+
+    private static double sumRange(double[] v, long from, long count) {
+        double s = 0;
+        for (long i = from; i < from + count; i++) s += v[(int) i];
+        return s;
     }
 }

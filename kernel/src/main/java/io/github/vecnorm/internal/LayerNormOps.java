@@ -40,7 +40,7 @@ public final class LayerNormOps {
         if (gamma == null && beta == null) {
             Runs.affine(p, x, off, y, off, d, muF, a, b);
         } else {
-            Runs.rowAffine(p, x, off, y, off, d, muF, a, b, gamma, beta);
+            Runs.rowAffine(p, x, off, y, off, d, muF, a, b, gamma, beta, 0);
         }
         if (mean != null) mean.set(F, r * B, muF);
         if (rstd != null) rstd.set(F, r * B, a);
@@ -68,14 +68,14 @@ public final class LayerNormOps {
         if (gamma == null) {
             Runs.gradSums(p, dy, off, x, off, d, c, s);
         } else {
-            Runs.rowGradSums(p, dy, off, x, off, gamma, d, c, s);
+            Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, s);
         }
         float q = (float) (-rs * rs * rs * s.sumDyXc / d);
         float k = (float) (-rs * s.sumDy / d);
         if (gamma == null) {
             Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, c, k);
         } else {
-            Runs.rowGradApply(p, dy, off, x, off, gamma, dx, off, d, (float) rs, q, c, k);
+            Runs.rowGradApply(p, dy, off, x, off, gamma, 0, dx, off, d, (float) rs, q, c, k);
         }
     }
 }

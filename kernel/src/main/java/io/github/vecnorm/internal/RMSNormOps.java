@@ -27,7 +27,7 @@ public final class RMSNormOps {
             if (gamma == null) {
                 Runs.affine(p, x, off, y, off, d, 0f, a, 0f);
             } else {
-                Runs.rowAffine(p, x, off, y, off, d, 0f, a, 0f, gamma, null);
+                Runs.rowAffine(p, x, off, y, off, d, 0f, a, 0f, gamma, null, 0);
             }
             if (rstd != null) rstd.set(F, r * B, a);
         });
@@ -53,13 +53,13 @@ public final class RMSNormOps {
         if (gamma == null) {
             Runs.gradSums(p, dy, off, x, off, d, 0f, s);
         } else {
-            Runs.rowGradSums(p, dy, off, x, off, gamma, d, 0f, s);
+            Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, 0f, s);
         }
         float q = (float) (-rs * rs * rs * s.sumDyXc / d);
         if (gamma == null) {
             Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, 0f, 0f);
         } else {
-            Runs.rowGradApply(p, dy, off, x, off, gamma, dx, off, d, (float) rs, q, 0f, 0f);
+            Runs.rowGradApply(p, dy, off, x, off, gamma, 0, dx, off, d, (float) rs, q, 0f, 0f);
         }
     }
 }

@@ -38,11 +38,11 @@ final class Runs {
         for (long i = 0; i < len; i += MAX_PIECE) p.affine(x, xOff + i * B, y, yOff + i * B, 1, piece(len, i), 0, c, a, b);
     }
 
-    /** {@code y = ((x - c) * a + b) * w + beta}; w from float 0 of its segment, beta may be null. */
+    /** {@code y = ((x - c) * a + b) * w + beta}; w and beta (either may be null) read from byte {@code wOff} on. */
     static void rowAffine(Primitives p, MemorySegment x, long xOff, MemorySegment y, long yOff, long len,
-                          float c, float a, float b, MemorySegment w, MemorySegment beta) {
+                          float c, float a, float b, MemorySegment w, MemorySegment beta, long wOff) {
         for (long i = 0; i < len; i += MAX_PIECE) {
-            p.rowAffine(x, xOff + i * B, y, yOff + i * B, piece(len, i), c, a, b, w, i * B, beta, i * B);
+            p.rowAffine(x, xOff + i * B, y, yOff + i * B, piece(len, i), c, a, b, w, wOff + i * B, beta, wOff + i * B);
         }
     }
 
@@ -52,11 +52,11 @@ final class Runs {
         for (long i = 0; i < len; i += MAX_PIECE) p.gradSums(dy, dyOff + i * B, x, xOff + i * B, 1, piece(len, i), 0, c, acc);
     }
 
-    /** {@code Σ w*dy} and {@code Σ w*dy*(x - c)} into acc; w from float 0 of its segment. */
+    /** {@code Σ w*dy} and {@code Σ w*dy*(x - c)} into acc; w read from byte {@code wOff} on. */
     static void rowGradSums(Primitives p, MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w,
-                            long len, float c, GradSums acc) {
+                            long wOff, long len, float c, GradSums acc) {
         for (long i = 0; i < len; i += MAX_PIECE) {
-            p.rowGradSums(dy, dyOff + i * B, x, xOff + i * B, w, i * B, piece(len, i), c, acc);
+            p.rowGradSums(dy, dyOff + i * B, x, xOff + i * B, w, wOff + i * B, piece(len, i), c, acc);
         }
     }
 
@@ -68,11 +68,11 @@ final class Runs {
         }
     }
 
-    /** {@code dx = k*w*dy + q*(x - c) + r}; w from float 0 of its segment. */
+    /** {@code dx = k*w*dy + q*(x - c) + r}; w read from byte {@code wOff} on. */
     static void rowGradApply(Primitives p, MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w,
-                             MemorySegment dx, long dxOff, long len, float k, float q, float c, float r) {
+                             long wOff, MemorySegment dx, long dxOff, long len, float k, float q, float c, float r) {
         for (long i = 0; i < len; i += MAX_PIECE) {
-            p.rowGradApply(dy, dyOff + i * B, x, xOff + i * B, w, i * B, dx, dxOff + i * B, piece(len, i), k, q, c, r);
+            p.rowGradApply(dy, dyOff + i * B, x, xOff + i * B, w, wOff + i * B, dx, dxOff + i * B, piece(len, i), k, q, c, r);
         }
     }
 }
