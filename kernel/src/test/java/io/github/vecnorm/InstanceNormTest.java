@@ -159,6 +159,33 @@ class InstanceNormTest {
         });
     }
 
+    /** Training forward (with running statistics) and backward give the same bits with 1, 2, 3 and 8 tasks. */
+    @Test
+    void sameBitsForEveryThreadCount() {
+        int n = 5, c = 7, s = 29, numel = n * c * s;
+        float[] x = new Recipe(11, 1, 2, 3).values(n * c, s), dy = new Recipe(12, 0, 0, 1).values(n * c, s);
+        float[] gamma = params(13, c, -2, 2, true), beta = params(14, c, -1, 1, true);
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(3);
+        try (Arena a = Arena.ofShared()) {
+            float[] first = null;
+            for (int tasks : new int[] {1, 2, 3, 8}) {
+                Parallelism par = Parallelism.of(pool, tasks);
+                Shape shape = Shape.of(n, c, s);
+                MemorySegment xs = seg(a, x, 0), gs = seg(a, gamma, 0), y = nans(a, numel, 0);
+                MemorySegment mean = nans(a, n * c, 0), invstd = nans(a, n * c, 0), dx = nans(a, numel, 0);
+                MemorySegment dg = nans(a, c, 0), db = nans(a, c, 0), rm = seg(a, gamma, 0), rv = seg(a, new float[c], 0);
+                InstanceNorm.forwardTraining(shape, xs, y, gs, seg(a, beta, 0), mean, invstd, RunningStats.of(rm, rv), 1e-5, par);
+                InstanceNorm.backward(shape, seg(a, dy, 0), xs, gs, mean, invstd, dx, dg, db, par);
+                float[] now = GroupNormTest.concat(read(y), read(mean), read(invstd), read(dx), read(dg), read(db), read(rm), read(rv));
+                if (first == null) first = now;
+                else org.junit.jupiter.api.Assertions.assertArrayEquals(LayerNormTest.bits(first), LayerNormTest.bits(now),
+                        tasks + " tasks");
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
     @Test
     void badInputIsRejectedBeforeAnyWrite() {
         try (Arena a = Arena.ofConfined()) {

@@ -379,6 +379,24 @@ class LayerNormTest {
         }
     }
 
+    @Test
+    void segmentConfinedToAnotherThreadIsRejected() throws Exception {
+        MemorySegment[] foreign = new MemorySegment[1];
+        Arena[] owner = new Arena[1];
+        Thread t = Thread.ofPlatform().start(() -> {
+            owner[0] = Arena.ofConfined();
+            foreign[0] = owner[0].allocate(48);
+        });
+        t.join();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment y = nans(a, 12, 0);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> LayerNorm.forward(Rows.of(3, 4), foreign[0], y, null, null, null, null, 1e-5));
+            assertTrue(e.getMessage().startsWith("x: the segment is confined to another thread"), e.getMessage());
+            for (float v : read(y)) assertTrue(Float.isNaN(v), "y was written by a rejected call");
+        }
+    }
+
     static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
         assertTrue(e.getMessage().contains(part), "message '" + e.getMessage() + "' should contain '" + part + "'");
