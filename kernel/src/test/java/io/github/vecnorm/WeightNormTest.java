@@ -35,8 +35,9 @@ import org.quicktheories.core.Gen;
  *
  * <h2>Tolerances</h2>
  * Notation: slice of mk values; a float lane accumulates at most k = ceil(min(mk, 8192)/L) products in
- * sequence (the kernel cuts slices into pieces of at most 8192 floats, WeightNormOps.PIECE; the column walk
- * sums at most 32 rows in float), then L lanes and 4 accumulators are added: Σv² (non-negative terms) is
+ * sequence (the kernel cuts slices into pieces of at most 8192 floats, WeightNormOps.PIECE), then L lanes and
+ * 4 accumulators are added (the column walk instead sums at most 32 rows in float, in both implementations:
+ * {@link #sumRel}): Σv² (non-negative terms) is
  * within {@code rS = uA*(H(k) + L + 4)} relatively (H and uA as in {@link ErrorModel}: uA = u for float
  * lanes, 2^-53 for the scalar twin's double sums). The norm sqrt(Σv²) is then within rS/2 (+ rS²), plus u for
  * the stored float; g/norm is rounded once to float and w = v * that once more: |w - w_ref| <= |w_ref|*(rS/2 + rS²
@@ -147,8 +148,7 @@ class WeightNormTest {
         }
         double[] v = LpReference.widen(vf), gw = LpReference.widen(gwf), g = LpReference.widen(gf);
         double[] normRef = LpReference.norms(view, v), wRef = LpReference.weight(view, v, g);
-        long chain = (Math.min(mk, 8192) + MODEL.lanes - 1) / MODEL.lanes;
-        double rS = MODEL.uAcc * (ErrorModel.h(chain) + MODEL.lanes + 4) + REF;
+        double rS = sumRel(a, s, mk);
 
         try (Arena arena = Arena.ofConfined()) {
             int mis = r.misalign();
@@ -192,7 +192,7 @@ class WeightNormTest {
             double[] absSum = new double[k];
             for (int e = 0; e < numel; e++) absSum[LpReference.slice(e, k, s)] += Math.abs(gw[e] * v[e]);
             double[] dS = new double[k];
-            for (int j = 0; j < k; j++) dS[j] = (MODEL.uAcc * (ErrorModel.h(chain) + MODEL.lanes + 4) + REF) * absSum[j];
+            for (int j = 0; j < k; j++) dS[j] = rS * absSum[j];
             if (wantG) {
                 float[] gradG = TestData.read(ggs);
                 for (int j = 0; j < k; j++) {
@@ -209,6 +209,18 @@ class WeightNormTest {
                 }
             }
         }
+    }
+
+    /**
+     * Relative error of a slice's sum of non-negative terms (or of |terms| for mixed signs): the pieces walk
+     * as in the class comment; the column walk (a > 1, s < 64) sums at most 32 rows in float in both
+     * implementations (the twin's column primitive works in float on purpose, to give the lanes' bits).
+     */
+    static double sumRel(long a, long s, long mk) {
+        long chain = (Math.min(mk, 8192) + MODEL.lanes - 1) / MODEL.lanes;
+        double pieces = MODEL.uAcc * (ErrorModel.h(chain) + MODEL.lanes + 4);
+        double columns = a > 1 && s < 64 ? U * (Math.min(a, 32) + 1) : 0;
+        return Math.max(pieces, columns) + REF;
     }
 
     /**
@@ -277,7 +289,7 @@ class WeightNormTest {
                     double h = 1e-4 * (Math.abs(v[e]) + 1e-2);
                     double fd = fdV(e, h, view, v, g, c), fd2 = fdV(e, h / 2, view, v, g, c);
                     double fdErr = 2 * (4.0 / 3) * Math.abs(fd - fd2) + 4 * 0x1p-53 * absLoss / (h / 2);
-                    double dS = (MODEL.uAcc * (numel + MODEL.lanes + 4) + REF) * absSum[j];
+                    double dS = sumRel(view[0], s, view[0] * s) * absSum[j];
                     double a = Math.abs(g[j] / norm[j]);
                     double stat = 2 * U * (a * Math.abs(c[e]) + 2 * a * absSum[j] / (norm[j] * norm[j]) * Math.abs(v[e]));
                     double tol = gradVTolerance(g[j], norm[j], ref.sum()[j], dS, c[e], v[e], ref.gradV()[e]) + stat + fdErr;
@@ -287,7 +299,7 @@ class WeightNormTest {
                     double h = 1e-4 * (Math.abs(g[j]) + 1e-2);
                     double fd = fdG(j, h, view, v, g, c), fd2 = fdG(j, h / 2, view, v, g, c);
                     double fdErr = 2 * (4.0 / 3) * Math.abs(fd - fd2) + 4 * 0x1p-53 * absLoss / (h / 2);
-                    double dS = (MODEL.uAcc * (numel + MODEL.lanes + 4) + REF) * absSum[j];
+                    double dS = sumRel(view[0], s, view[0] * s) * absSum[j];
                     double tol = dS / norm[j] + 4 * U * absSum[j] / norm[j] + fdErr;
                     close("gradG vs finite difference", gradG[j], fd2, tol, "slice " + j + " of " + where);
                 }
