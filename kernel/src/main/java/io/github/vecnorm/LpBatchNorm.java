@@ -9,8 +9,8 @@ import java.lang.foreign.MemorySegment;
  * L_p Batch Normalization over float32 NCHW tensors in caller-owned memory segments: BatchNorm whose
  * spread is an L_p average of the deviations from the mean instead of the standard deviation, for
  * p = 1, 2 and infinity. These are the "L_p normalization" variants of Santurkar, Tsipras, Ilyas and
- * Madry, "How Does Batch Normalization Help Optimization?" (NeurIPS 2018, section 3.3), which
- * normalize activations by the average of their L_p norm and train as well as BatchNorm.
+ * Madry, "How Does Batch Normalization Help Optimization?" (NeurIPS 2018): their L_p-normalization
+ * experiments normalize activations by the average of their L_p norm, and train as well as BatchNorm.
  *
  * <p>A tensor (N, C, *spatial) is seen as (N, C, S) (see {@link Shape}); per channel c, over its
  * {@code m = N*S} values with {@code d = x - mean}:
