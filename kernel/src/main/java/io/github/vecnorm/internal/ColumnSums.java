@@ -24,17 +24,25 @@ final class ColumnSums {
     static final int COLS = 2048;
     /** Rows summed in float before a flush to double: float error grows with at most this many terms. */
     static final int ROW_BLOCK = 32;
-    /** Rows per band, unless (M/band)*D double partials would not fit an array. */
-    static final long BAND = 1024;
+    /** Bands aimed at: enough work items for the row pass fused with these sums ({@link RowGrads}). */
+    static final long TARGET_BANDS = 64;
 
     private ColumnSums() {
     }
 
-    /** Rows per band for an (m, d) matrix: {@link #BAND}, or more (a multiple of ROW_BLOCK) for huge matrices. */
+    /**
+     * Rows per band for an (m, d) matrix, a function of (m, d) only, a multiple of ROW_BLOCK: about
+     * m / TARGET_BANDS, at least ROW_BLOCK, and large enough that the bands' double partials fit an
+     * array. Partials then cost at most 1/16 of the bytes of dy and x.
+     */
     static long band(long m, long d) {
         long maxBands = Math.max(1, (Integer.MAX_VALUE - 8) / d);
-        long band = Math.max(BAND, (m + maxBands - 1) / maxBands);
-        return (band + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+        long band = Math.max(ROW_BLOCK, Math.max(ceilDiv(m, TARGET_BANDS), ceilDiv(m, maxBands)));
+        return ceilDiv(band, ROW_BLOCK) * ROW_BLOCK;
+    }
+
+    static long ceilDiv(long a, long b) {
+        return (a + b - 1) / b;
     }
 
     /**
@@ -44,11 +52,7 @@ final class ColumnSums {
     static void run(Primitives p, long m, long d, MemorySegment dy, MemorySegment x,
                     MemorySegment center, MemorySegment scale, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         if (dgamma == null && dbeta == null) return;
-        double[][] sums = sums(p, m, d, d, dy, x, center, scale, dgamma != null, dbeta != null, loop);
-        for (long j = 0; j < d; j++) {
-            if (dgamma != null) dgamma.set(F, j * B, (float) sums[0][(int) j]);
-            if (dbeta != null) dbeta.set(F, j * B, (float) sums[1][(int) j]);
-        }
+        write(sums(p, m, d, d, dy, x, center, scale, dgamma != null, dbeta != null, loop), d, dgamma, dbeta);
     }
 
     /**
@@ -65,16 +69,28 @@ final class ColumnSums {
         double[] partB = wantB ? new double[(int) (bands * d)] : null;
         loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, seg, band, t / tilesPerBand, t % tilesPerBand,
                 dy, x, center, scale, partG, partB));
-        double[] sumG = wantG ? new double[(int) d] : null, sumB = wantB ? new double[(int) d] : null;
-        // partials added in band order, column by column: the same order for any split
-        loop.forEach(tilesPerBand, t -> {
+        return combine(partG, partB, bands, d, loop);
+    }
+
+    /** The bands' partials added in band order, column by column: the same order for any split. */
+    static double[][] combine(double[] partG, double[] partB, long bands, long d, Loop loop) {
+        double[] sumG = partG != null ? new double[(int) d] : null, sumB = partB != null ? new double[(int) d] : null;
+        loop.forEach(ceilDiv(d, COLS), t -> {
             long j0 = t * COLS, j1 = Math.min(d, j0 + COLS);
             for (long j = j0; j < j1; j++) {
-                if (wantG) sumG[(int) j] = sumOverBands(partG, bands, d, j);
-                if (wantB) sumB[(int) j] = sumOverBands(partB, bands, d, j);
+                if (partG != null) sumG[(int) j] = sumOverBands(partG, bands, d, j);
+                if (partB != null) sumB[(int) j] = sumOverBands(partB, bands, d, j);
             }
         });
         return new double[][] {sumG, sumB};
+    }
+
+    /** Writes column sums as floats into dgamma and dbeta (either may be null). */
+    static void write(double[][] sums, long d, MemorySegment dgamma, MemorySegment dbeta) {
+        for (long j = 0; j < d; j++) {
+            if (dgamma != null) dgamma.set(F, j * B, (float) sums[0][(int) j]);
+            if (dbeta != null) dbeta.set(F, j * B, (float) sums[1][(int) j]);
+        }
     }
 
     private static double sumOverBands(double[] part, long bands, long d, long j) {
@@ -110,7 +126,8 @@ final class ColumnSums {
         }
     }
 
-    private static void flush(float[] acc, double[] part, int base, int w) {
+    /** Adds a block's float sums to the band's double partials and clears them. */
+    static void flush(float[] acc, double[] part, int base, int w) {
         if (acc == null) return;
         for (int j = 0; j < w; j++) {
             part[base + j] += acc[j];

@@ -7,7 +7,7 @@ import java.lang.foreign.ValueLayout;
  * LayerNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.LayerNorm}
  * guards every argument first. The input is M rows of D contiguous floats; each row is one work item
  * (statistics, then the element-wise pass while the row is still in cache), so results do not depend on
- * the {@link Loop}. Parameter gradients go through {@link ColumnSums}.
+ * the {@link Loop}. The backward is {@link RowGrads}.
  */
 public final class LayerNormOps {
 
@@ -54,28 +54,6 @@ public final class LayerNormOps {
     public static void backward(Primitives p, long m, long d, MemorySegment dy, MemorySegment x, MemorySegment gamma,
                                 MemorySegment mean, MemorySegment rstd,
                                 MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
-        // parameter gradients first: dx may overwrite dy
-        ColumnSums.run(p, m, d, dy, x, mean, rstd, dgamma, dbeta, loop);
-        if (dx == null) return;
-        loop.forEach(m, r -> backwardRow(p, d, r, dy, x, gamma, mean.get(F, r * B), rstd.get(F, r * B), dx));
-    }
-
-    /** dx of one row from its saved mean {@code c} and rstd {@code rs}: sums, then the element-wise pass. */
-    static void backwardRow(Primitives p, long d, long r, MemorySegment dy, MemorySegment x, MemorySegment gamma,
-                            float c, double rs, MemorySegment dx) {
-        long off = r * d * B;
-        GradSums s = new GradSums();
-        if (gamma == null) {
-            Runs.gradSums(p, dy, off, x, off, d, c, s);
-        } else {
-            Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, s);
-        }
-        float q = (float) (-rs * rs * rs * s.sumDyXc / d);
-        float k = (float) (-rs * s.sumDy / d);
-        if (gamma == null) {
-            Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, c, k);
-        } else {
-            Runs.rowGradApply(p, dy, off, x, off, gamma, 0, dx, off, d, (float) rs, q, c, k);
-        }
+        RowGrads.backward(p, m, d, dy, x, gamma, mean, rstd, true, dx, dgamma, dbeta, loop);
     }
 }

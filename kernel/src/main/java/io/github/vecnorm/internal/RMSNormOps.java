@@ -39,27 +39,7 @@ public final class RMSNormOps {
      */
     public static void backward(Primitives p, long m, long d, MemorySegment dy, MemorySegment x, MemorySegment gamma,
                                 MemorySegment rstd, MemorySegment dx, MemorySegment dgamma, Loop loop) {
-        // parameter gradient first: dx may overwrite dy
-        ColumnSums.run(p, m, d, dy, x, null, rstd, dgamma, null, loop);
-        if (dx == null) return;
-        loop.forEach(m, r -> rowDx(p, d, r, dy, x, gamma, rstd.get(F, r * B), dx));
-    }
-
-    /** dx of one row: the LayerNorm formula without the mean terms (center 0, no Σg term). */
-    private static void rowDx(Primitives p, long d, long r, MemorySegment dy, MemorySegment x, MemorySegment gamma,
-                              double rs, MemorySegment dx) {
-        long off = r * d * B;
-        GradSums s = new GradSums();
-        if (gamma == null) {
-            Runs.gradSums(p, dy, off, x, off, d, 0f, s);
-        } else {
-            Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, 0f, s);
-        }
-        float q = (float) (-rs * rs * rs * s.sumDyXc / d);
-        if (gamma == null) {
-            Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, 0f, 0f);
-        } else {
-            Runs.rowGradApply(p, dy, off, x, off, gamma, 0, dx, off, d, (float) rs, q, 0f, 0f);
-        }
+        // the LayerNorm formula without the mean terms: center 0, no Σg term
+        RowGrads.backward(p, m, d, dy, x, gamma, null, rstd, false, dx, dgamma, null, loop);
     }
 }
