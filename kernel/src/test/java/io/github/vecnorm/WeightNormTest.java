@@ -115,6 +115,16 @@ class WeightNormTest {
         seen.forEach((key, count) -> assertTrue(count > 0, "no case with " + key + " was generated: " + seen));
     }
 
+    /** Column walks with more than one band of super-rows, and super-rows of 3-float rows (conv weights, dim = last). */
+    @Test
+    void manyBandsAndNarrowRowsMatchReference() {
+        Map<String, Integer> seen = new TreeMap<>();
+        check(new long[] {600, 1000}, new Recipe(1, 0, 1, 2, 3, 3, 0, 11), seen);   // 300 super-rows of 2 rows
+        check(new long[] {64, 32, 3, 3}, new Recipe(1, -1, 2, 0, 1, 3, 1, 12), seen); // rows of 3 floats
+        check(new long[] {200, 30, 3, 3}, new Recipe(3, 1, 0, 1, 0, 3, 2, 2), seen);  // dim 2: slices of s = 3
+        assertEquals(3, seen.get("columnWalk"));
+    }
+
     static void check(long[] dims, Recipe r, Map<String, Integer> seen) {
         int dim = dimOf(dims, r.dimChoice(), r.seed());
         long[] view = LpReference.view(dims, dim);
@@ -331,7 +341,8 @@ class WeightNormTest {
     void resultsDoNotDependOnThreadCount() {
         Object[][] cases = {{new long[] {300, 7}, 1}, {new long[] {300, 7}, 0}, {new long[] {3, 20011}, 0},
                 {new long[] {5, 7000}, -1}, {new long[] {600, 3, 5}, 1}, {new long[] {2, 3, 100}, 1},
-                {new long[] {5000, 9}, 1}, {new long[] {4, 5000}, 1}};
+                {new long[] {5000, 9}, 1}, {new long[] {4, 5000}, 1}, {new long[] {600, 1000}, 1},
+                {new long[] {1100, 17}, 1}};
         ExecutorService pool = Executors.newFixedThreadPool(3);
         SplittableRandom rnd = new SplittableRandom(3);
         try (Arena arena = Arena.ofShared()) {

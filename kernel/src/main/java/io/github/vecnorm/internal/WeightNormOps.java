@@ -16,10 +16,12 @@ import java.lang.foreign.ValueLayout;
  *   one long run); each piece is a work item whose sum becomes a double partial, and a slice's
  *   partials are added in piece order. The element-wise pass walks the same pieces.</li>
  *   <li>columns, when A > 1 and S < {@link #COLUMN_S} (e.g. dim = last, where a slice is a column):
- *   v as A rows of K*S floats; columns summed in float over {@link #ROW_BLOCK} rows at a time
- *   ({@link Primitives#columnGradSums}), flushed into double partials per band of {@link #BAND}
- *   rows; bands added in order, then the S columns of a slice in order. The element-wise pass goes
- *   row by row with per-column coefficients ({@link Primitives#rowLinear}).</li>
+ *   v as A rows of D = K*S floats, and narrow rows grouped into super-rows of G = max(1, COLS/D) rows
+ *   (G*D floats, so that a row of 3 floats still runs whole vectors); super-columns summed in float
+ *   over {@link #ROW_BLOCK} super-rows at a time ({@link Primitives#columnGradSums}), flushed into
+ *   double partials per band of {@link #BAND} super-rows; then, per column, bands and the G copies of
+ *   the column in order, and the S columns of a slice in order. The element-wise pass goes super-row
+ *   by super-row with per-column coefficients repeated G times ({@link Primitives#rowLinear}).</li>
  * </ul>
  */
 public final class WeightNormOps {
@@ -34,7 +36,7 @@ public final class WeightNormOps {
     static final long COLUMN_MAX_ROW = 1L << 22;
     /** Columns per tile of the column walk: one float accumulator of this width stays in L1. */
     static final int COLS = 2048;
-    /** Rows per band of the column walk (a multiple of ROW_BLOCK). */
+    /** Super-rows per band of the column walk (a multiple of ROW_BLOCK). */
     static final int BAND = 256;
     /** Rows summed in float before a flush to double. */
     static final int ROW_BLOCK = 32;
@@ -55,9 +57,9 @@ public final class WeightNormOps {
             if (norm != null) norm.set(F, j * B, (float) nrm);
         }
         if (cols) {
-            float[] aCol = perColumn(scale, k, s);
-            long d = k * s;
-            loop.forEach(a, r -> p.rowLinear(v, r * d * B, null, 0, w, r * d * B, (int) d, aCol, null, 0));
+            Rows rows = new Rows(a, k * s);
+            float[] aCol = rows.perColumn(scale, s);
+            loop.forEach(rows.superRows, r -> p.rowLinear(v, rows.off(r), null, 0, w, rows.off(r), rows.len(r), aCol, null, 0));
         } else {
             long per = perSlice(a, s);
             loop.forEach(k * per, it -> {
@@ -88,9 +90,10 @@ public final class WeightNormOps {
         }
         if (gradV == null) return;
         if (cols) {
-            float[] aCol = perColumn(ca, k, s), bCol = perColumn(cb, k, s);
-            long d = k * s;
-            loop.forEach(a, r -> p.rowLinear(gradW, r * d * B, v, r * d * B, gradV, r * d * B, (int) d, aCol, bCol, 0));
+            Rows rows = new Rows(a, k * s);
+            float[] aCol = rows.perColumn(ca, s), bCol = rows.perColumn(cb, s);
+            loop.forEach(rows.superRows, r -> p.rowLinear(gradW, rows.off(r), v, rows.off(r), gradV, rows.off(r),
+                    rows.len(r), aCol, bCol, 0));
         } else {
             long per = perSlice(a, s);
             loop.forEach(k * per, it -> {
@@ -105,17 +108,7 @@ public final class WeightNormOps {
     /** Whether the (a, k, s) view is walked as columns. */
     static boolean columns(long a, long k, long s) {
         long d = k * s;
-        return a > 1 && s < COLUMN_S && d <= COLUMN_MAX_ROW && bands(a) * d <= Integer.MAX_VALUE - 8;
-    }
-
-    private static long bands(long a) {
-        return (a + BAND - 1) / BAND;
-    }
-
-    private static float[] perColumn(float[] perSlice, long k, long s) {
-        float[] c = new float[(int) (k * s)];
-        for (int j = 0; j < k; j++) java.util.Arrays.fill(c, (int) (j * s), (int) ((j + 1) * s), perSlice[j]);
-        return c;
+        return a > 1 && s < COLUMN_S && d <= COLUMN_MAX_ROW && new Rows(a, d).partials() <= Integer.MAX_VALUE - 8;
     }
 
     // --- pieces walk
@@ -174,22 +167,64 @@ public final class WeightNormOps {
 
     // --- columns walk
 
-    /** Σ x1*x2 per slice over the columns walk: column partials per band, bands in order, then a slice's columns in order. */
+    /** The column walk's super-rows: a rows of d floats, grouped g at a time into super-rows of width = g*d floats. */
+    static final class Rows {
+        final long a, d, g, width, superRows, bands;
+
+        Rows(long a, long d) {
+            this.a = a;
+            this.d = d;
+            this.g = Math.max(1, COLS / d);
+            this.width = g * d;
+            this.superRows = (a + g - 1) / g;
+            this.bands = (superRows + BAND - 1) / BAND;
+        }
+
+        /** Byte offset of super-row r. */
+        long off(long r) {
+            return r * width * B;
+        }
+
+        /** Floats in super-row r (the last may hold fewer rows). */
+        int len(long r) {
+            return (int) (Math.min(a, (r + 1) * g) * d - r * width);
+        }
+
+        /** Double partials the sums need: one per band and super-column. */
+        long partials() {
+            return bands * width;
+        }
+
+        /** Per-slice coefficients spread over the super-columns: column j of a row belongs to slice j / s. */
+        float[] perColumn(float[] perSlice, long s) {
+            float[] c = new float[(int) width];
+            for (int j = 0; j < width; j++) c[j] = perSlice[(int) ((j % d) / s)];
+            return c;
+        }
+    }
+
+    /**
+     * Σ x1*x2 per slice over the columns walk: super-column partials per band; then per column the bands
+     * and the column's g copies in order; then a slice's columns in order.
+     */
     private static double[] columnSums(Primitives p, long a, long k, long s, MemorySegment x1, MemorySegment x2,
                                        Loop loop) {
-        long d = k * s;
-        long bands = bands(a), tiles = (d + COLS - 1) / COLS;
-        double[] part = new double[(int) (bands * d)];
-        loop.forEach(bands * tiles, t -> {
+        Rows rows = new Rows(a, k * s);
+        long width = rows.width, tiles = (width + COLS - 1) / COLS;
+        double[] part = new double[(int) rows.partials()];
+        loop.forEach(rows.bands * tiles, t -> {
             long b = t / tiles, j0 = (t % tiles) * COLS;
-            int w = (int) Math.min(COLS, d - j0);
+            int w = (int) Math.min(COLS, width - j0);
             float[] acc = new float[w];
-            long r0 = b * BAND, r1 = Math.min(a, r0 + BAND);
-            int base = (int) (b * d + j0);
+            long r0 = b * BAND, r1 = Math.min(rows.superRows, r0 + BAND);
+            int base = (int) (b * width + j0);
             for (long r = r0; r < r1; r++) {
-                long off = (r * d + j0) * B;
-                // x1 * ((x2 - 0) * 1): the product, exactly as in float
-                p.columnGradSums(x1, off, x2, off, w, 0f, 1f, null, acc, 0);
+                int wr = (int) Math.min(w, rows.len(r) - j0);
+                if (wr > 0) {
+                    long off = rows.off(r) + j0 * B;
+                    // x1 * ((x2 - 0) * 1): the product, exactly as in float
+                    p.columnGradSums(x1, off, x2, off, wr, 0f, 1f, null, acc, 0);
+                }
                 if ((r - r0) % ROW_BLOCK == ROW_BLOCK - 1 || r == r1 - 1) {
                     for (int j = 0; j < w; j++) {
                         part[base + j] += acc[j];
@@ -198,12 +233,15 @@ public final class WeightNormOps {
                 }
             }
         });
+        long d = rows.d;
         double[] sums = new double[(int) k];
         for (int kk = 0; kk < k; kk++) {
             double t = 0;
             for (long j = kk * s; j < (kk + 1) * s; j++) {
                 double col = 0;
-                for (long b = 0; b < bands; b++) col += part[(int) (b * d + j)];
+                for (long b = 0; b < rows.bands; b++) {
+                    for (long c = 0; c < rows.g; c++) col += part[(int) (b * width + c * d + j)];
+                }
                 t += col;
             }
             sums[kk] = t;
