@@ -22,8 +22,9 @@ import java.lang.foreign.MemorySegment;
  *
  * <h2>Threads</h2>
  * (sample, group) pairs are spread over the tasks of a {@link Parallelism}; dgamma and dbeta are summed
- * over the batch channel by channel in the fixed order n = 0, 1, ..., so results are bitwise the same for
- * every thread count (ATen adds per-thread partials).
+ * over the batch in an order fixed by the shape alone (per channel in the order n = 0, 1, ...; for small S,
+ * in fixed blocks of samples added in block order), so results are bitwise the same for every thread
+ * count (ATen adds per-thread partials).
  *
  * <h2>Differences from ATen, on purpose</h2>
  * <ul>
