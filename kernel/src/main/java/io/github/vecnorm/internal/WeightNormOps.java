@@ -62,9 +62,12 @@ public final class WeightNormOps {
             loop.forEach(rows.superRows, r -> p.rowLinear(v, rows.off(r), null, 0, w, rows.off(r), rows.len(r), aCol, null, 0));
         } else {
             long per = perSlice(a, s);
-            loop.forEach(k * per, it -> {
-                float sc = scale[(int) (it / per)];
-                piece(a, k, s, it, (off, runs, len, stride) -> p.affine(v, off, w, off, runs, len, stride, 0f, sc, 0f));
+            grouped(loop, k * per, group(a, s), (from, to) -> {
+                Piece pc = new Piece(a, k, s);
+                for (long it = from; it < to; it++) {
+                    pc.at(it);
+                    p.affine(v, pc.off, w, pc.off, pc.runs, pc.len, pc.stride, 0f, scale[(int) (it / per)], 0f);
+                }
             });
         }
     }
@@ -96,11 +99,13 @@ public final class WeightNormOps {
                     rows.len(r), aCol, bCol, 0));
         } else {
             long per = perSlice(a, s);
-            loop.forEach(k * per, it -> {
-                int j = (int) (it / per);
-                float pa = ca[j], qb = cb[j];
-                piece(a, k, s, it, (off, runs, len, stride) ->
-                        p.gradApply(gradW, off, v, off, gradV, off, runs, len, stride, pa, qb, 0f, 0f));
+            grouped(loop, k * per, group(a, s), (from, to) -> {
+                Piece pc = new Piece(a, k, s);
+                for (long it = from; it < to; it++) {
+                    int j = (int) (it / per);
+                    pc.at(it);
+                    p.gradApply(gradW, pc.off, v, pc.off, gradV, pc.off, pc.runs, pc.len, pc.stride, ca[j], cb[j], 0f, 0f);
+                }
             });
         }
     }
@@ -113,12 +118,6 @@ public final class WeightNormOps {
 
     // --- pieces walk
 
-    /** One piece: {@code runs} runs of {@code len} floats from byte {@code off}, {@code stride} bytes apart. */
-    @FunctionalInterface
-    private interface PieceBody {
-        void run(long off, long runs, int len, long stride);
-    }
-
     /** Pieces per slice: parts of each run when runs are long, else groups of whole runs. */
     static long perSlice(long a, long s) {
         if (s >= PIECE) return a * ((s + PIECE - 1) / PIECE);
@@ -126,19 +125,58 @@ public final class WeightNormOps {
         return (a + runsPer - 1) / runsPer;
     }
 
-    /** Runs {@code body} on piece {@code item} (slice item / perSlice, piece item % perSlice). */
-    private static void piece(long a, long k, long s, long item, PieceBody body) {
-        long per = perSlice(a, s);
-        long kk = item / per, j = item % per;
-        long stride = k * s * B;
-        if (s >= PIECE) {
-            long cuts = (s + PIECE - 1) / PIECE;
-            long r = j / cuts, i0 = (j % cuts) * PIECE;
-            body.run(((r * k + kk) * s + i0) * B, 1, (int) Math.min(PIECE, s - i0), stride);
-        } else {
-            long runsPer = PIECE / s;
-            long r0 = j * runsPer;
-            body.run((r0 * k + kk) * s * B, Math.min(runsPer, a - r0), (int) s, stride);
+    /**
+     * Pieces per work item: small pieces (short slices) are handed out several at a time, so a call on
+     * many short rows is not dominated by per-item overhead. Each piece is still computed alone, so the
+     * grouping does not change any result.
+     */
+    static long group(long a, long s) {
+        long floats = s >= PIECE ? PIECE : Math.min(a, PIECE / s) * s;
+        return Math.max(1, PIECE / floats);
+    }
+
+    /** A range of items [from, to). */
+    @FunctionalInterface
+    private interface RangeBody {
+        void run(long from, long to);
+    }
+
+    /** {@code body} over every item in [0, items), {@code group} consecutive items per task item. */
+    private static void grouped(Loop loop, long items, long group, RangeBody body) {
+        loop.forEach((items + group - 1) / group, gi -> body.run(gi * group, Math.min(items, (gi + 1) * group)));
+    }
+
+    /** Where piece {@code item} lies (slice item / perSlice, piece item % perSlice): runs of len floats from off, stride apart (bytes). */
+    static final class Piece {
+        final long a, k, s, per, stride;
+        long off, runs;
+        int len;
+
+        Piece(long a, long k, long s) {
+            this.a = a;
+            this.k = k;
+            this.s = s;
+            this.per = perSlice(a, s);
+            this.stride = k * s * B;
+        }
+
+        void at(long item) {
+            long kk = item / per, j = item % per;
+            if (s >= PIECE) {
+                // part of one long run
+                long cuts = (s + PIECE - 1) / PIECE;
+                long r = j / cuts, i0 = (j % cuts) * PIECE;
+                off = ((r * k + kk) * s + i0) * B;
+                runs = 1;
+                len = (int) Math.min(PIECE, s - i0);
+            } else {
+                // whole runs
+                long runsPer = PIECE / s;
+                long r0 = j * runsPer;
+                off = (r0 * k + kk) * s * B;
+                runs = Math.min(runsPer, a - r0);
+                len = (int) s;
+            }
         }
     }
 
@@ -147,15 +185,19 @@ public final class WeightNormOps {
                                       Loop loop) {
         long per = perSlice(a, s);
         double[] part = new double[Math.toIntExact(k * per)];
-        loop.forEach(k * per, it -> piece(a, k, s, it, (off, runs, len, stride) -> {
-            if (x1 == x2) {
-                part[(int) it] = p.sumSquares(x1, off, runs, len, stride);
-            } else {
-                GradSums acc = new GradSums();
-                p.gradSums(x1, off, x2, off, runs, len, stride, 0f, acc);
-                part[(int) it] = acc.sumDyXc;
+        grouped(loop, k * per, group(a, s), (from, to) -> {
+            Piece pc = new Piece(a, k, s);
+            GradSums acc = new GradSums();
+            for (long it = from; it < to; it++) {
+                pc.at(it);
+                if (x1 == x2) {
+                    part[(int) it] = p.sumSquares(x1, pc.off, pc.runs, pc.len, pc.stride);
+                } else {
+                    p.gradSums(x1, pc.off, x2, pc.off, pc.runs, pc.len, pc.stride, 0f, acc.reset());
+                    part[(int) it] = acc.sumDyXc;
+                }
             }
-        }));
+        });
         double[] sums = new double[(int) k];
         for (int j = 0; j < k; j++) {
             double t = 0;
