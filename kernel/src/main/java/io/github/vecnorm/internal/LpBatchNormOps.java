@@ -157,6 +157,11 @@ public final class LpBatchNormOps {
     private static void applySteps(Primitives pr, MemorySegment dy, MemorySegment x, MemorySegment dx,
                                    long off, long n, long s, long stride, float[] coef, int i) {
         float k = coef[i], r = coef[i + 1], hi = coef[i + 2], u = coef[i + 3], lo = coef[i + 4], v = coef[i + 5];
+        if (s <= BatchNormOps.MAX_RUN) {
+            // the usual case, called once per run in memory order: no lambda
+            pr.gradApplySteps(dy, off, x, off, dx, off, n, (int) s, stride, k, r, hi, u, lo, v);
+            return;
+        }
         runs(off, n, s, stride, (o, rr, len, st) -> pr.gradApplySteps(dy, o, x, o, dx, o, rr, len, st, k, r, hi, u, lo, v));
     }
 
