@@ -121,7 +121,16 @@ public final class Report {
         System.out.println("Running " + total + " JMH forks (one JVM each; progress below):");
         Progress progress = new Progress(total);
         List<RunResult> results = new ArrayList<>();
-        for (Job job : jobs) results.addAll(run(job, progress));
+        Quiet quiet = new Quiet();
+        for (Job job : jobs) {
+            quiet.await();
+            results.addAll(run(job, progress));
+        }
+        String quietNote = quiet.note();
+        if (quietNote != null) {
+            loadNotes.add(quietNote);
+            System.out.println(quietNote);
+        }
         skipped.addAll(progress.failures());
 
         // 3. rows, table, files
@@ -252,7 +261,8 @@ public final class Report {
                     shapes.addAll(OTHERS);
                     if (k == Kernel.BATCHNORM_FORWARD_INFERENCE) shapes.add(INFERENCE_ONLY);
                 }
-                jobs.add(new Job("BatchNormBench", k, shapes, impls, threads, headline));
+                // one job per implementation: small jobs let the report wait for quiet between them
+                for (String impl : impls) jobs.add(new Job("BatchNormBench", k, shapes, List.of(impl), threads, headline));
             }
         }
         return jobs;
@@ -475,9 +485,14 @@ public final class Report {
      * that cannot be read: benchmarks on a machine that is busy otherwise are noisy.
      */
     static double otherLoad() {
+        return otherLoad(1000);
+    }
+
+    /** {@link #otherLoad()} over {@code ms} milliseconds. */
+    static double otherLoad(long ms) {
         try {
             long[] a = cpuTimes();
-            Thread.sleep(1000);
+            Thread.sleep(ms);
             long[] b = cpuTimes();
             double busy = b[0] - a[0], total = b[1] - a[1];
             return total <= 0 ? Double.NaN : busy / total;
@@ -486,6 +501,48 @@ public final class Report {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return Double.NaN;
+        }
+    }
+
+    /**
+     * Before each job, waits while other processes keep the CPU busy (they would be timed along with
+     * the benchmark), up to {@link #PER_JOB} per job and {@link #BUDGET} in all, so the report still
+     * ends in bounded time on a machine that never quiets down.
+     */
+    static final class Quiet {
+        static final double BUSY = 0.25;
+        static final Duration PER_JOB = Duration.ofSeconds(30), BUDGET = Duration.ofMinutes(3);
+        private final List<Double> loads = new ArrayList<>();
+        private long waitedMs;
+        private int busyStarts;
+
+        void await() {
+            long start = System.nanoTime();
+            double load = otherLoad(300);
+            boolean said = false;
+            while (load > BUSY && waitedMs + (System.nanoTime() - start) / 1_000_000 < BUDGET.toMillis()
+                    && System.nanoTime() - start < PER_JOB.toNanos()) {
+                if (!said) {
+                    System.out.printf(Locale.ROOT, "  (other processes use %.0f%% of the CPU: waiting for quiet, at most %d s)%n",
+                            100 * load, Math.min(PER_JOB.toSeconds(), (BUDGET.toMillis() - waitedMs) / 1000));
+                    said = true;
+                }
+                load = otherLoad(500);
+            }
+            waitedMs += (System.nanoTime() - start) / 1_000_000;
+            if (Double.isNaN(load)) return;
+            loads.add(load);
+            if (load > BUSY) busyStarts++;
+        }
+
+        /** What the waits and the load seen before the jobs say about the numbers, or null if nothing was seen. */
+        String note() {
+            if (loads.isEmpty()) return null;
+            List<Double> sorted = loads.stream().sorted().toList();
+            return String.format(Locale.ROOT, "Before each of the %d jobs, other processes used the CPU %.0f%% (median), "
+                            + "%.0f%% (max); the report waited %d s in all for quiet, and %d jobs started while it was busy%s",
+                    loads.size(), 100 * sorted.get(sorted.size() / 2), 100 * sorted.get(sorted.size() - 1),
+                    waitedMs / 1000, busyStarts, busyStarts > 0 ? " (their numbers are likely too slow)" : "");
         }
     }
 
