@@ -579,7 +579,7 @@ public final class Report {
             String lanes;
             try {
                 Primitives v = Kernels.vectorOrNull();
-                lanes = v == null ? "Vector API unavailable" : v.lanes() + " float lanes (" + v.lanes() * 32 + "-bit vectors)";
+                lanes = v == null ? "Vector API unavailable" : v.lanes() + " float lanes, " + v.lanes() * 32 + "-bit vectors";
             } catch (RuntimeException | LinkageError e) {
                 lanes = "Vector API unavailable";
             }
@@ -595,7 +595,7 @@ public final class Report {
 
         String markdown() {
             return "- CPU: " + cpu + " (" + isa + ")\n"
-                    + "- Vector API: " + lanes + " (Vector API preferred species)\n"
+                    + "- Vector API: " + lanes + " (the preferred species)\n"
                     + "- Cores: " + cores + " (available processors)\n"
                     + "- JDK: " + jdk + "\n"
                     + "- OS: " + os + "\n";
