@@ -281,10 +281,14 @@ public final class Report {
         if (job.kernel() != null) {
             o.param("kernel", job.kernel().id()).param("impl", job.impls().toArray(String[]::new));
         }
-        // headline: a longer look; the others: enough for a representative number
-        if (job.headline()) {
-            o.warmupIterations(3).warmupTime(TimeValue.milliseconds(400))
-                    .measurementIterations(5).measurementTime(TimeValue.milliseconds(400));
+        // the copy is every roofline fraction's denominator: the longest look; the headline: a longer
+        // look; the others: enough for a representative number
+        if (job.kernel() == null) {
+            o.warmupIterations(5).warmupTime(TimeValue.milliseconds(400))
+                    .measurementIterations(10).measurementTime(TimeValue.milliseconds(300));
+        } else if (job.headline()) {
+            o.warmupIterations(4).warmupTime(TimeValue.milliseconds(400))
+                    .measurementIterations(8).measurementTime(TimeValue.milliseconds(300));
         } else {
             o.warmupIterations(2).warmupTime(TimeValue.milliseconds(300))
                     .measurementIterations(3).measurementTime(TimeValue.milliseconds(300));
