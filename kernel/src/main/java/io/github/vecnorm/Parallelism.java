@@ -1,17 +1,19 @@
 package io.github.vecnorm;
 
 import java.util.Objects;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
 
 /**
  * How a kernel call spreads its independent work items (channels for BatchNorm, rows or groups for
  * the other layers) over threads. The caller owns the executor; vecnorm starts no threads.
  *
- * <p>Every work item is computed by exactly one task, in the same order of operations whatever the
- * number of tasks, so results are bitwise identical for every thread count.
+ * <p>Every work item is computed by exactly one thread, with the same operations whatever the number
+ * of tasks, so results are bitwise identical for every thread count.
  *
  * <p>Segments shared with executor threads must be accessible from them (allocated by
  * {@code Arena.ofShared()}, {@code Arena.ofAuto()} or {@code Arena.global()}); a call whose segments
@@ -35,8 +37,8 @@ public final class Parallelism {
     }
 
     /**
-     * Up to {@code tasks} tasks: {@code tasks - 1} submitted to {@code executor}, one run by the caller,
-     * which waits for all of them.
+     * Up to {@code tasks} threads on a call: the caller, and {@code tasks - 1} tasks submitted to
+     * {@code executor}, which share the work as they arrive. The call returns when all of it is done.
      *
      * @throws IllegalArgumentException if executor is null or tasks is less than 1
      */
@@ -56,45 +58,88 @@ public final class Parallelism {
     }
 
     /**
-     * Runs {@code body} for every item in {@code [0, items)}, items split into contiguous ranges, one
-     * per task. Exceptions from any task are rethrown on the caller.
+     * Runs {@code body} for every item in {@code [0, items)}. The items are cut into contiguous chunks
+     * (a few per task) that the caller and up to {@code tasks - 1} executor tasks claim one at a time:
+     * the caller starts at once and does more when a worker is slow to wake, and as every item's work is
+     * the same whoever runs it, the results do not depend on who ran what.
+     *
+     * <p>Failures: an exception from an item is rethrown on the caller (the first one) once every chunk
+     * has run; a refused submission stops the claiming of further chunks and is rethrown once the chunks
+     * already claimed have finished. Either way no task touches any memory after this method returns.
      */
     void forEach(long items, LongConsumer body) {
         Objects.requireNonNull(body);
-        int parts = (int) Math.min(tasks, items);
-        if (parts <= 1) {
+        int helpers = (int) Math.min(tasks - 1, items - 1);
+        if (helpers <= 0) {
             for (long i = 0; i < items; i++) body.accept(i);
             return;
         }
-        @SuppressWarnings("unchecked")
-        CompletableFuture<Void>[] futures = new CompletableFuture[parts - 1];
-        Throwable first = null;
-        // Whatever fails (a refused submission, the caller's own part, an Error), every task already
-        // started is waited for before returning: nothing may write after the call has returned.
-        try {
-            for (int p = 1; p < parts; p++) {
-                long from = items * p / parts, to = items * (p + 1) / parts;
-                futures[p - 1] = CompletableFuture.runAsync(() -> {
-                    for (long i = from; i < to; i++) body.accept(i);
-                }, executor);
-            }
-            long to0 = items / parts;
-            for (long i = 0; i < to0; i++) body.accept(i);
-        } catch (Throwable t) {
-            first = t;
-        }
-        for (CompletableFuture<Void> f : futures) {
-            if (f == null) continue;
+        Job job = new Job(items, (int) Math.min(items, (long) tasks * CHUNKS_PER_TASK), body);
+        int target = job.chunks;
+        for (int h = 0; h < helpers; h++) {
             try {
-                f.join();
-            } catch (CompletionException e) {
-                if (first == null) first = e.getCause() != null ? e.getCause() : e;
+                executor.execute(job);
             } catch (Throwable t) {
-                if (first == null) first = t;
+                job.fail(t);
+                target = job.cancel();
+                break;
             }
         }
+        job.run();
+        job.awaitDone(target);
+        Throwable first = job.failure.get();
         if (first instanceof RuntimeException r) throw r;
         if (first instanceof Error e) throw e;
         if (first != null) throw new CompletionException(first);
+    }
+
+    /** Chunks per task: enough for a late worker to cost little, few enough to keep claiming cheap. */
+    private static final int CHUNKS_PER_TASK = 8;
+
+    /** One call's shared state: chunks claimed by counter, counted when done. */
+    private static final class Job implements Runnable {
+        final long items;
+        final int chunks;
+        final LongConsumer body;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger();
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+        Job(long items, int chunks, LongConsumer body) {
+            this.items = items;
+            this.chunks = chunks;
+            this.body = body;
+        }
+
+        @Override
+        public void run() {
+            for (int c; (c = next.getAndIncrement()) < chunks; ) {
+                long from = items * c / chunks, to = items * (c + 1) / chunks;
+                try {
+                    for (long i = from; i < to; i++) body.accept(i);
+                } catch (Throwable t) {
+                    fail(t);
+                } finally {
+                    done.incrementAndGet();
+                }
+            }
+        }
+
+        void fail(Throwable t) {
+            failure.compareAndSet(null, t);
+        }
+
+        /** Stops further claims; returns how many chunks were claimed (and so must finish). */
+        int cancel() {
+            return Math.min(next.getAndSet(chunks), chunks);
+        }
+
+        void awaitDone(int target) {
+            // the chunks still running elsewhere take microseconds to a few milliseconds: spin, then nap
+            for (int spins = 0; done.get() < target; spins++) {
+                if (spins < 20_000) Thread.onSpinWait();
+                else LockSupport.parkNanos(20_000);
+            }
+        }
     }
 }

@@ -24,6 +24,8 @@ public final class VectorPrimitives implements Primitives {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final long B = Float.BYTES;
+    /** Steps of two vectors a reduction keeps in float lanes before adding them into double. */
+    private static final int FLUSH_PAIRS = 64;
 
     @Override
     public String name() {
@@ -144,25 +146,34 @@ public final class VectorPrimitives implements Primitives {
     public void gradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff,
                          long runs, int len, long stride, float c, GradSums acc) {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
-        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, t0 = s0, t1 = s0;
+        FloatVector zero = FloatVector.zero(SPECIES);
         double sumDy = 0, sumDyXc = 0;
         int bound2 = len - len % (2 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long db = dyOff + r * stride, xb = xOff + r * stride;
             int i = 0;
-            for (; i < bound2; i += 2 * L) {
-                FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
-                FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
-                s0 = s0.add(g0);
-                s1 = s1.add(g1);
-                t0 = g0.fma(x0, t0);
-                t1 = g1.fma(x1, t1);
-            }
-            for (; i < bound1; i += L) {
-                FloatVector g0 = load(dy, db + i * B);
-                s0 = s0.add(g0);
-                t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
+            while (i < bound1) {
+                // float lanes for at most FLUSH_PAIRS steps, then into double: a lane's rounding error
+                // grows with the values it has added, so this keeps it to a block's worth
+                FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
+                int stop = Math.min(bound2, i + FLUSH_PAIRS * 2 * L);
+                for (; i < stop; i += 2 * L) {
+                    FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
+                    FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
+                    s0 = s0.add(g0);
+                    s1 = s1.add(g1);
+                    t0 = g0.fma(x0, t0);
+                    t1 = g1.fma(x1, t1);
+                }
+                if (i >= bound2 && i < bound1) {
+                    FloatVector g0 = load(dy, db + i * B);
+                    s0 = s0.add(g0);
+                    t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
+                    i += L;
+                }
+                sumDy += sumLanes(s0.add(s1));
+                sumDyXc += sumLanes(t0.add(t1));
             }
             // scalar tail
             for (; i < len; i++) {
@@ -171,8 +182,8 @@ public final class VectorPrimitives implements Primitives {
                 sumDyXc += g * (x.get(F, xb + i * B) - c);
             }
         }
-        acc.sumDy += sumDy + sumLanes(s0.add(s1));
-        acc.sumDyXc += sumDyXc + sumLanes(t0.add(t1));
+        acc.sumDy += sumDy;
+        acc.sumDyXc += sumDyXc;
     }
 
     @Override
