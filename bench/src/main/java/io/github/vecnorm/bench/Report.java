@@ -119,7 +119,7 @@ public final class Report {
         List<Job> jobs = plan(works, threads);
         int total = jobs.stream().mapToInt(Job::forks).sum();
         System.out.println();
-        System.out.println("Running " + total + " JMH forks (one JVM each; progress below):");
+        System.out.println("Running " + total + " benchmarks, each in a JVM of its own (JMH fork); progress below:");
         Progress progress = new Progress(total);
         List<RunResult> results = new ArrayList<>();
         Quiet quiet = new Quiet();
