@@ -15,8 +15,7 @@ final class CopyImpl implements Impl {
     private final MemorySegment src, dst;
     private final long[] cuts;
     private final ExecutorService pool;
-    @SuppressWarnings("unchecked")
-    private final CompletableFuture<Void>[] futures;
+    private final CompletableFuture<?>[] futures;
 
     CopyImpl(Problem p) {
         this.src = p.x;
@@ -26,7 +25,7 @@ final class CopyImpl implements Impl {
         cuts = new long[t + 1];
         for (int i = 0; i <= t; i++) cuts[i] = i == t ? bytes : (bytes * i / t) & ~63L;
         pool = t > 1 ? Workers.pool(t - 1, "copy-bench") : null;
-        futures = new CompletableFuture[Math.max(0, t - 1)];
+        futures = new CompletableFuture<?>[Math.max(0, t - 1)];
     }
 
     @Override
@@ -57,7 +56,7 @@ final class CopyImpl implements Impl {
             futures[i - 1] = CompletableFuture.runAsync(() -> MemorySegment.copy(src, from, dst, from, len), pool);
         }
         MemorySegment.copy(src, 0, dst, 0, cuts[1]);
-        for (CompletableFuture<Void> f : futures) f.join();
+        for (CompletableFuture<?> f : futures) f.join();
     }
 
     @Override
