@@ -117,7 +117,9 @@ public final class Report {
 
         // 2. the plan
         List<Job> jobs = plan(works, threads);
-        int total = jobs.stream().mapToInt(Job::forks).sum();
+        // the normalization family (FamilyReport): headline shape per kernel, after BatchNorm
+        List<FamilyReport.Job> familyJobs = FamilyReport.plan(threads, copiedShapes());
+        int total = jobs.stream().mapToInt(Job::forks).sum() + familyJobs.stream().mapToInt(FamilyReport.Job::forks).sum();
         System.out.println();
         System.out.println("Running " + total + " benchmarks, each in a JVM of its own (JMH fork); progress below:");
         Progress progress = new Progress(total);
@@ -126,6 +128,10 @@ public final class Report {
         for (Job job : jobs) {
             quiet.await();
             results.addAll(run(job, progress));
+        }
+        for (FamilyReport.Job job : familyJobs) {
+            quiet.await();
+            results.addAll(FamilyReport.run(job, progress));
         }
         String quietNote = quiet.note();
         if (quietNote != null) {
@@ -155,6 +161,7 @@ public final class Report {
         String chartNote;
         try {
             ReportChart.write(rows, HEADLINE, threads, out.resolve("report.png"));
+            FamilyChart.append(rows, threads, out.resolve("report.png"));
             chartNote = null;
         } catch (RuntimeException | LinkageError | IOException e) {
             chartNote = "chart not drawn: " + Impls.rootMessage(e);
@@ -334,7 +341,7 @@ public final class Report {
         for (Measured m : measured) {
             boolean copy = m.kernel().equals("copy");
             long bytes = io.github.vecnorm.Shape.parse(m.shape()).byteSize();
-            double traffic = (copy ? 2.0 : Kernel.byId(m.kernel()).trafficFactor()) * bytes;
+            double traffic = (copy ? 2.0 : trafficFactor(m.kernel())) * bytes;
             double gbs = traffic / (m.ms() * 1e-3) / 1e9;
             Double cms = copyMs.get(m.shape() + "/" + m.threads());
             double frac = cms == null ? Double.NaN : gbs / (2.0 * bytes / (cms * 1e-3) / 1e9);
@@ -351,9 +358,30 @@ public final class Report {
     static final Comparator<Row> ROW_ORDER = Comparator
             .comparingInt((Row r) -> rank(SHAPE_ORDER, r.shape()))
             .thenComparing(Row::shape)
-            .thenComparingInt(r -> r.kernel().equals("copy") ? -1 : Kernel.byId(r.kernel()).ordinal())
+            .thenComparingInt(r -> kernelRank(r.kernel()))
             .thenComparingInt(Row::threads)
             .thenComparingInt(r -> rank(IMPL_ORDER, r.impl()));
+
+    /** Bytes moved per call over bytes(x), for BatchNorm's kernels and the family's. */
+    static int trafficFactor(String kernel) {
+        FamilyKernel f = FamilyKernel.orNull(kernel);
+        return f != null ? f.trafficFactor() : Kernel.byId(kernel).trafficFactor();
+    }
+
+    /** copy first, then BatchNorm's kernels, then the family's, each in enum order. */
+    static int kernelRank(String kernel) {
+        if (kernel.equals("copy")) return -1;
+        FamilyKernel f = FamilyKernel.orNull(kernel);
+        return f != null ? Kernel.values().length + f.ordinal() : Kernel.byId(kernel).ordinal();
+    }
+
+    /** The shapes the BatchNorm part's copy jobs measure. */
+    static List<String> copiedShapes() {
+        List<String> s = new ArrayList<>(List.of(HEADLINE));
+        s.addAll(OTHERS);
+        s.add(INFERENCE_ONLY);
+        return s;
+    }
 
     private static int rank(List<String> order, String s) {
         int i = order.indexOf(s);
@@ -432,6 +460,7 @@ public final class Report {
         }
         sb.append(headlineTable(rows, threads)).append('\n');
         sb.append(targets(rows)).append('\n');
+        sb.append(FamilyReport.markdown(rows, threads));
         sb.append("## All rows\n\n");
         sb.append("| kernel | shape | impl | threads | ms/op | ± ms | GB/s | roofline |\n");
         sb.append("|---|---|---|---:|---:|---:|---:|---:|\n");
@@ -473,7 +502,7 @@ public final class Report {
         sb.append('\n');
         Map<String, Map<String, Map<Integer, Row>>> byKernel = new LinkedHashMap<>();
         for (Row r : rows) {
-            if (!r.shape().equals(HEADLINE)) continue;
+            if (!r.shape().equals(HEADLINE) || FamilyKernel.orNull(r.kernel()) != null) continue; // family: own section
             byKernel.computeIfAbsent(r.kernel(), x -> new LinkedHashMap<>())
                     .computeIfAbsent(r.impl(), x -> new LinkedHashMap<>()).put(r.threads(), r);
         }
