@@ -10,7 +10,7 @@ import java.util.List;
 public interface FamilyImpl extends AutoCloseable {
 
     /** Every family implementation, in report order. */
-    List<String> ALL = List.of(Impls.SCALAR, Impls.VECTOR, "libtorch");
+    List<String> ALL = List.of(Impls.SCALAR, Impls.VECTOR, "libtorch", "ort");
 
     /** The report's impl name. */
     String name();
@@ -40,6 +40,11 @@ public interface FamilyImpl extends AutoCloseable {
                      INSTANCENORM_FORWARD -> true;
                 default -> false;
             };
+            // forward only (no training build); no WeightNorm or L_p BatchNorm op
+            case "ort" -> switch (k) {
+                case LAYERNORM_FORWARD, RMSNORM_FORWARD, GROUPNORM_FORWARD, INSTANCENORM_FORWARD -> true;
+                default -> false;
+            };
             default -> false;
         };
     }
@@ -49,6 +54,7 @@ public interface FamilyImpl extends AutoCloseable {
         if (name.equals(Impls.SCALAR) || name.equals(Impls.VECTOR)) return new VecnormFamily(name, p);
         String cls = switch (name) {
             case "libtorch" -> "io.github.vecnorm.bench.peers.LibTorchFamily";
+            case "ort" -> "io.github.vecnorm.bench.peers.OrtFamily";
             default -> throw new IllegalArgumentException("impl: expected one of " + ALL + ", got '" + name + "'");
         };
         try {
