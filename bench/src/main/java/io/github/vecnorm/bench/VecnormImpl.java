@@ -41,6 +41,7 @@ final class VecnormImpl implements Impl {
     public boolean supports(Kernel kernel) {
         return switch (kernel) {
             case BATCHNORM_FORWARD_TRAINING, BATCHNORM_FORWARD_INFERENCE, BATCHNORM_BACKWARD -> true;
+            default -> false; // kernels added to the enum later are wired here when vecnorm has them
         };
     }
 
@@ -53,6 +54,7 @@ final class VecnormImpl implements Impl {
                     p.runningMean, p.runningVar, p.eps, par);
             case BATCHNORM_BACKWARD -> BatchNorm.backward(p.shape, p.dy, p.x, p.gamma, p.saveMean, p.saveInvstd,
                     p.dx, p.dgamma, p.dbeta, par);
+            default -> throw new UnsupportedOperationException(name + " has no " + kernel.id() + " here yet");
         }
     }
 
