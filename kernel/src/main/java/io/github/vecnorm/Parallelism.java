@@ -3,6 +3,7 @@ package io.github.vecnorm;
 import java.util.Objects;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
@@ -64,8 +65,9 @@ public final class Parallelism {
      * the same whoever runs it, the results do not depend on who ran what.
      *
      * <p>Failures: an exception from an item is rethrown on the caller (the first one) once every chunk
-     * has run; a refused submission stops the claiming of further chunks and is rethrown once the chunks
-     * already claimed have finished. Either way no task touches any memory after this method returns.
+     * has run, so no task touches any memory after this method returns. An executor that refuses a task
+     * ({@link RejectedExecutionException}) only means fewer threads: the caller runs what no worker
+     * takes, the call completes with the same results, and the refusal is logged once.
      */
     void forEach(long items, LongConsumer body) {
         Objects.requireNonNull(body);
@@ -75,22 +77,30 @@ public final class Parallelism {
             return;
         }
         Job job = new Job(items, (int) Math.min(items, (long) tasks * CHUNKS_PER_TASK), body);
-        int target = job.chunks;
         for (int h = 0; h < helpers; h++) {
             try {
                 executor.execute(job);
-            } catch (Throwable t) {
-                job.fail(t);
-                target = job.cancel();
+            } catch (RejectedExecutionException e) {
+                // the caller claims whatever no worker takes: the call completes, only with fewer threads
+                refusedOnce(e);
                 break;
             }
         }
         job.run();
-        job.awaitDone(target);
+        job.awaitDone(job.chunks);
         Throwable first = job.failure.get();
         if (first instanceof RuntimeException r) throw r;
         if (first instanceof Error e) throw e;
         if (first != null) throw new CompletionException(first);
+    }
+
+    private static volatile boolean refusalLogged;
+
+    private static void refusedOnce(RejectedExecutionException e) {
+        if (refusalLogged) return;
+        refusalLogged = true;
+        System.getLogger("io.github.vecnorm").log(System.Logger.Level.WARNING,
+                "vecnorm: the executor refused a task (" + e.getMessage() + "); the calling thread does its share");
     }
 
     /** Chunks per task: enough for a late worker to cost little, few enough to keep claiming cheap. */
@@ -127,11 +137,6 @@ public final class Parallelism {
 
         void fail(Throwable t) {
             failure.compareAndSet(null, t);
-        }
-
-        /** Stops further claims; returns how many chunks were claimed (and so must finish). */
-        int cancel() {
-            return Math.min(next.getAndSet(chunks), chunks);
         }
 
         void awaitDone(int target) {

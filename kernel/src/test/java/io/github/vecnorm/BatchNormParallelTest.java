@@ -1,5 +1,6 @@
 package io.github.vecnorm;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -400,32 +401,43 @@ class BatchNormParallelTest {
         for (int i = 3; i < 9; i++) assertEquals(1, runs.get(i), "worker item " + i + " had not finished when the call returned");
     }
 
-    /** An executor that refuses work: the refusal reaches the caller and the training call counts no batch. */
+    /**
+     * An executor that refuses work means fewer threads, not a failed call: the caller does all of it,
+     * with the serial bits, and the training call counts its batch.
+     */
     @Test
-    void aRefusingExecutorFailsTheCall() {
+    void aRefusingExecutorLeavesTheWorkToTheCaller() {
         Shape shape = new Shape(2, 6, 70);
         Executor refusing = r -> {
             throw new RejectedExecutionException("no threads today");
         };
         try (Arena arena = Arena.ofShared()) {
-            MemorySegment x = arena.allocate(shape.byteSize(), 16), y = arena.allocate(shape.byteSize(), 16);
+            MemorySegment x = arena.allocate(shape.byteSize(), 16);
             for (long i = 0; i < shape.numel(); i++) x.setAtIndex(F, i, (float) Math.cos(i));
-            MemorySegment sm = arena.allocate(shape.c() * 4), si = arena.allocate(shape.c() * 4);
-            MemorySegment rm = arena.allocate(shape.c() * 4), rv = arena.allocate(shape.c() * 4);
-            RunningStats running = RunningStats.cumulative(rm, rv, 2);
-            RejectedExecutionException e = assertThrows(RejectedExecutionException.class, () -> BatchNorm.forwardTraining(
-                    shape, x, y, null, null, sm, si, running, 1e-5, Parallelism.of(refusing, 3)));
-            assertEquals("no threads today", e.getMessage());
-            assertEquals(2, running.numBatchesTracked(), "a failed call counted a batch");
+            float[][] out = new float[2][];
+            long[] counted = new long[2];
+            for (int k = 0; k < 2; k++) {
+                MemorySegment y = arena.allocate(shape.byteSize(), 16);
+                MemorySegment sm = arena.allocate(shape.c() * 4), si = arena.allocate(shape.c() * 4);
+                MemorySegment rm = arena.allocate(shape.c() * 4), rv = arena.allocate(shape.c() * 4);
+                RunningStats running = RunningStats.cumulative(rm, rv, 2);
+                BatchNorm.forwardTraining(shape, x, y, null, null, sm, si, running, 1e-5,
+                        k == 0 ? Parallelism.serial() : Parallelism.of(refusing, 3));
+                out[k] = y.toArray(F);
+                counted[k] = running.numBatchesTracked();
+            }
+            assertArrayEquals(out[0], out[1], "a refused executor changed the result");
+            assertEquals(3, counted[1], "the batch was not counted");
         }
     }
 
     /**
-     * A call must not return while a task it started still runs: here the executor takes the first task
-     * (started late) and refuses the second. After the exception, the segments must not change any more.
+     * A worker that starts late, after the caller has done everything (the executor accepts the first
+     * task but runs it 150 ms later, and refuses the second): once the call has returned, no task may
+     * write any more.
      */
     @Test
-    void noTaskOutlivesAFailedCall() throws InterruptedException {
+    void noTaskWritesAfterTheCallReturns() throws InterruptedException {
         Shape shape = new Shape(3, 6, 100);
         AtomicInteger offered = new AtomicInteger();
         Executor firstOnlyLate = r -> {
@@ -441,12 +453,13 @@ class BatchNormParallelTest {
             y.fill((byte) 0xFF);
             MemorySegment rm = arena.allocate(shape.c() * 4), rv = arena.allocate(shape.c() * 4);
             rv.fill((byte) 0x3F);
-            assertThrows(RejectedExecutionException.class, () -> BatchNorm.forwardInference(
-                    shape, x, y, null, null, rm, rv, 1e-5, Parallelism.of(firstOnlyLate, 3)));
+            BatchNorm.forwardInference(shape, x, y, null, null, rm, rv, 1e-5, Parallelism.of(firstOnlyLate, 3));
             byte[] atReturn = y.toArray(ValueLayout.JAVA_BYTE);
+            y.fill((byte) 0x11); // a late task writing its (identical) result would now show
             Thread.sleep(400);
-            assertEquals(-1, y.mismatch(MemorySegment.ofArray(atReturn)),
-                    "y was written by a task of a call that had already thrown");
+            assertTrue(y.elements(ValueLayout.JAVA_BYTE).allMatch(b -> b.get(ValueLayout.JAVA_BYTE, 0) == 0x11),
+                    "y was written by a task of a call that had already returned");
+            assertTrue(atReturn.length > 0);
         }
     }
 

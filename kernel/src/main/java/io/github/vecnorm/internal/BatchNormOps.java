@@ -114,8 +114,7 @@ public final class BatchNormOps {
                                      float[] coef) {
         long off = c * s * B, stride = cs * s * B;
         Moments acc = new Moments();
-        // shift by the channel's first value: a large common offset then costs no float precision
-        moments(p, x, off, n, s, stride, x.get(F, off), acc);
+        shiftedMoments(p, x, off, n, s, stride, acc);
         double mean = acc.mean(), var = acc.varBiased();
         double invstd = 1.0 / Math.sqrt(var + eps);
         float meanF = (float) mean;
@@ -228,6 +227,26 @@ public final class BatchNormOps {
     }
 
     // The primitives over n runs of s floats; a run longer than MAX_RUN is cut into pieces.
+
+    /** A first value further than this many standard deviations from the mean triggers a second pass. */
+    private static final double RESHIFT_SIGMAS = 4;
+
+    /**
+     * Moments of n strided runs of s floats, with the float lanes shifted by a value of the data so
+     * that a large common offset costs no precision: first by the first value, and, if that value lies
+     * far out in the tail (an outlier leaves every lane carrying its offset), once more by the mean
+     * just found. The second pass is rare and re-reads data that is still in cache; whether it happens
+     * depends only on the data, so results stay independent of the thread count.
+     */
+    public static void shiftedMoments(Primitives p, MemorySegment x, long off, long n, long s, long stride, Moments acc) {
+        float shift = x.get(F, off);
+        moments(p, x, off, n, s, stride, shift, acc);
+        double d = acc.mean() - shift;
+        if (d * d > RESHIFT_SIGMAS * RESHIFT_SIGMAS * acc.varBiased()) {
+            float centre = (float) acc.mean();
+            moments(p, x, off, n, s, stride, centre, acc.reset());
+        }
+    }
 
     static void moments(Primitives p, MemorySegment x, long off, long n, long s, long stride, float shift, Moments acc) {
         if (s <= MAX_RUN) {

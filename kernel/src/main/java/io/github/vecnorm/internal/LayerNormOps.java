@@ -29,8 +29,7 @@ public final class LayerNormOps {
                            MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd, double eps) {
         long off = r * d * B;
         Moments acc = new Moments();
-        // shift by the row's first value: a large common offset then costs no float precision
-        Runs.moments(p, x, off, d, x.get(F, off), acc);
+        BatchNormOps.shiftedMoments(p, x, off, 1, d, 0, acc);
         double mu = acc.mean();
         double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
         float muF = (float) mu;

@@ -76,7 +76,7 @@ public final class LpBatchNormOps {
         long off = c * s * B, stride = cs * s * B;
         double m = (double) n * s;
         Moments acc = new Moments();
-        BatchNormOps.moments(pr, x, off, n, s, stride, x.get(F, off), acc);
+        BatchNormOps.shiftedMoments(pr, x, off, n, s, stride, acc);
         double mean = acc.mean();
         float meanF = (float) mean;
         double spread;

@@ -20,11 +20,6 @@ final class Runs {
         return (int) Math.min(MAX_PIECE, len - i);
     }
 
-    /** Moments of {@code len} floats from {@code off}, shifted by {@code shift}, merged into {@code acc}. */
-    static void moments(Primitives p, MemorySegment x, long off, long len, float shift, Moments acc) {
-        for (long i = 0; i < len; i += MAX_PIECE) p.moments(x, off + i * B, 1, piece(len, i), 0, shift, acc);
-    }
-
     /** {@code Σ x²} of {@code len} floats from {@code off}. */
     static double sumSquares(Primitives p, MemorySegment x, long off, long len) {
         double s = 0;

@@ -226,20 +226,30 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public double sumSquares(MemorySegment x, long off, long runs, int len, long stride) {
         // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative
-        FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         double tail = 0;
         int bound4 = len - len % (4 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride;
             int i = 0;
-            for (; i < bound4; i += 4 * L) {
-                long o = base + i * B;
-                FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
-                a0 = v0.fma(v0, a0);
-                a1 = v1.fma(v1, a1);
-                a2 = v2.fma(v2, a2);
-                a3 = v3.fma(v3, a3);
+            while (i < bound4) {
+                // into double every block: a float lane's rounding error grows with what it has added
+                int stop = Math.min(bound4, i + FLUSH_PAIRS * 2 * L);
+                for (; i < stop; i += 4 * L) {
+                    long o = base + i * B;
+                    FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
+                    a0 = v0.fma(v0, a0);
+                    a1 = v1.fma(v1, a1);
+                    a2 = v2.fma(v2, a2);
+                    a3 = v3.fma(v3, a3);
+                }
+                tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                a0 = zero;
+                a1 = zero;
+                a2 = zero;
+                a3 = zero;
             }
             for (; i < bound1; i += L) {
                 FloatVector v0 = load(x, base + i * B);
@@ -295,19 +305,30 @@ public final class VectorPrimitives implements Primitives {
     public void rowGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                             int len, float c, GradSums acc) {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
-        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, t0 = s0, t1 = s0;
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
         double sumDy = 0, sumDyXc = 0;
         int bound2 = len - len % (2 * L);
         int bound1 = SPECIES.loopBound(len);
         int i = 0;
-        for (; i < bound2; i += 2 * L) {
-            long o = i * B;
-            FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
-            FloatVector g1 = load(dy, dyOff + o + VB).mul(load(w, wOff + o + VB));
-            s0 = s0.add(g0);
-            s1 = s1.add(g1);
-            t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
-            t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
+        while (i < bound2) {
+            // into double every block: a float lane's rounding error grows with what it has added
+            int stop = Math.min(bound2, i + FLUSH_PAIRS * 2 * L);
+            for (; i < stop; i += 2 * L) {
+                long o = i * B;
+                FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
+                FloatVector g1 = load(dy, dyOff + o + VB).mul(load(w, wOff + o + VB));
+                s0 = s0.add(g0);
+                s1 = s1.add(g1);
+                t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
+                t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
+            }
+            sumDy += sumLanes(s0.add(s1));
+            sumDyXc += sumLanes(t0.add(t1));
+            s0 = zero;
+            s1 = zero;
+            t0 = zero;
+            t1 = zero;
         }
         for (; i < bound1; i += L) {
             long o = i * B;
@@ -384,19 +405,29 @@ public final class VectorPrimitives implements Primitives {
         // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector c2v = FloatVector.broadcast(SPECIES, c2);
-        FloatVector a0 = FloatVector.zero(SPECIES), a1 = a0, a2 = a0, a3 = a0;
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         double tail = 0;
         int bound4 = len - len % (4 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride;
             int i = 0;
-            for (; i < bound4; i += 4 * L) {
-                long o = base + i * B;
-                a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
-                a1 = a1.add(load(x, o + VB).sub(cv).sub(c2v).abs());
-                a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
-                a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
+            while (i < bound4) {
+                // into double every block: a float lane's rounding error grows with what it has added
+                int stop = Math.min(bound4, i + FLUSH_PAIRS * 2 * L);
+                for (; i < stop; i += 4 * L) {
+                    long o = base + i * B;
+                    a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
+                    a1 = a1.add(load(x, o + VB).sub(cv).sub(c2v).abs());
+                    a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
+                    a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
+                }
+                tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                a0 = zero;
+                a1 = zero;
+                a2 = zero;
+                a3 = zero;
             }
             for (; i < bound1; i += L) {
                 a0 = a0.add(load(x, base + i * B).sub(cv).sub(c2v).abs());

@@ -1,0 +1,85 @@
+package io.github.vecnorm;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The statistics shift the float lanes by the first value of a channel (or row). When that value is an
+ * outlier, every lane carries its offset and float Welford steps round it away; the kernels must notice
+ * and shift again by the mean. Checked against a double two-pass computation on the same floats.
+ */
+class OutlierFirstValueTest {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+
+    /**
+     * y = (x - mean) * invstd has magnitude ~1 per value; a well-shifted float computation is off by a few
+     * float roundings of values of that size, plus the mean's own rounding to float (|mean| * 2^-24 * invstd),
+     * so 1e-5 leaves a factor ~20 of room, while an outlier-shifted one was off by ~1e-3.
+     */
+    private static final double TOLERANCE = 1e-5;
+
+    @ParameterizedTest
+    @ValueSource(floats = {1e3f, 3e4f, -3e4f})
+    void batchNormTraining(float outlier) {
+        int m = 200_000;
+        Shape shape = Shape.of(1, 1, m);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = gaussianWithFirst(arena, m, outlier);
+            MemorySegment y = arena.allocate(shape.byteSize()), sm = arena.allocate(4), si = arena.allocate(4);
+            BatchNorm.forwardTraining(shape, x, y, null, null, sm, si, null, 1e-5);
+            assertClose(x, y, m, "BatchNorm, first value " + outlier);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(floats = {1e3f, 3e4f})
+    void layerNormRow(float outlier) {
+        int d = 200_000;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = gaussianWithFirst(arena, d, outlier);
+            MemorySegment y = arena.allocate(d * 4L), mean = arena.allocate(4), rstd = arena.allocate(4);
+            LayerNorm.forward(Rows.of(1, d), x, y, null, null, mean, rstd, 1e-5);
+            assertClose(x, y, d, "LayerNorm, first value " + outlier);
+        }
+    }
+
+    private static MemorySegment gaussianWithFirst(Arena arena, int count, float first) {
+        MemorySegment x = arena.allocate(count * 4L, 64);
+        SplittableRandom r = new SplittableRandom(7);
+        for (int i = 0; i < count; i++) {
+            double u = 1 - r.nextDouble(), v = r.nextDouble();
+            x.setAtIndex(F, i, (float) (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)));
+        }
+        x.setAtIndex(F, 0, first);
+        return x;
+    }
+
+    private static void assertClose(MemorySegment x, MemorySegment y, int count, String what) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < count; i++) mean += x.getAtIndex(F, i);
+        mean /= count;
+        for (int i = 0; i < count; i++) {
+            double d = x.getAtIndex(F, i) - mean;
+            var += d * d;
+        }
+        double invstd = 1 / Math.sqrt(var / count + 1e-5);
+        double worst = 0;
+        int at = -1;
+        for (int i = 1; i < count; i++) { // the outlier itself is ~1e4 in y; its relative error is what counts there
+            double e = Math.abs(y.getAtIndex(F, i) - (x.getAtIndex(F, i) - mean) * invstd);
+            if (e > worst) {
+                worst = e;
+                at = i;
+            }
+        }
+        assertTrue(worst <= TOLERANCE, what + ": worst |y error| " + worst + " at index #" + at
+                + ", input = " + (at < 0 ? "-" : x.getAtIndex(F, at)));
+    }
+}
