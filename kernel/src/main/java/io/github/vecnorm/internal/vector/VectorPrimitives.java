@@ -48,7 +48,9 @@ public final class VectorPrimitives implements Primitives {
         FloatVector sh = FloatVector.broadcast(SPECIES, shift);
         FloatVector m0 = FloatVector.zero(SPECIES), q0 = m0, m1 = m0, q1 = m0, m2 = m0, q2 = m0, m3 = m0, q3 = m0;
         int c0 = 0, cq = 0;
-        double tc = 0, tm = 0, tq = 0; // scalar tails, Welford in double
+        // scalar tails: sums of the shifted values in double (no divide per element; shifted and in
+        // double, the cancellation in m2 = Σv² - (Σv)²/n costs nothing while the shift is near the data)
+        double tc = 0, ts = 0, tq = 0;
         int bound4 = len - len % (4 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
@@ -84,11 +86,10 @@ public final class VectorPrimitives implements Primitives {
             // scalar tail
             for (; i < len; i++) {
                 double v = (double) x.get(F, base + i * B) - shift;
-                tc += 1;
-                double delta = v - tm;
-                tm += delta / tc;
-                tq += delta * (v - tm);
+                ts += v;
+                tq += v * v;
             }
+            tc += len - bound1;
         }
         if (cq > 0) {
             // Sets 1..3 have equal counts: pairwise Chan merges with scalar weights, lane-wise.
@@ -119,7 +120,10 @@ public final class VectorPrimitives implements Primitives {
             }
             acc.merge(perLane * L, mean + shift, m2all);
         }
-        acc.merge(tc, tm + shift, tq);
+        if (tc > 0) {
+            double tm = ts / tc;
+            acc.merge(tc, tm + shift, Math.max(0.0, tq - ts * tm));
+        }
     }
 
     @Override
