@@ -44,7 +44,7 @@ public class FamilyBench {
     @Param({"headline"})
     public String shape;
 
-    @Param({"scalar", "vector", "libtorch", "ort"})
+    @Param({"scalar", "vector", "libtorch", "onednn", "ort"})
     public String impl;
 
     /** A number, or {@code all} for every core. */

@@ -10,7 +10,7 @@ import java.util.List;
 public interface FamilyImpl extends AutoCloseable {
 
     /** Every family implementation, in report order. */
-    List<String> ALL = List.of(Impls.SCALAR, Impls.VECTOR, "libtorch", "ort");
+    List<String> ALL = List.of(Impls.SCALAR, Impls.VECTOR, "libtorch", "onednn", "ort");
 
     /** The report's impl name. */
     String name();
@@ -40,6 +40,12 @@ public interface FamilyImpl extends AutoCloseable {
                      INSTANCENORM_FORWARD -> true;
                 default -> false;
             };
+            // layer_normalization (also RMS) and group_normalization primitives; no WeightNorm or L_p
+            case "onednn" -> switch (k) {
+                case LAYERNORM_FORWARD, LAYERNORM_BACKWARD, RMSNORM_FORWARD, RMSNORM_BACKWARD, GROUPNORM_FORWARD,
+                     GROUPNORM_BACKWARD, INSTANCENORM_FORWARD -> true;
+                default -> false;
+            };
             // forward only (no training build); no WeightNorm or L_p BatchNorm op
             case "ort" -> switch (k) {
                 case LAYERNORM_FORWARD, RMSNORM_FORWARD, GROUPNORM_FORWARD, INSTANCENORM_FORWARD -> true;
@@ -54,6 +60,7 @@ public interface FamilyImpl extends AutoCloseable {
         if (name.equals(Impls.SCALAR) || name.equals(Impls.VECTOR)) return new VecnormFamily(name, p);
         String cls = switch (name) {
             case "libtorch" -> "io.github.vecnorm.bench.peers.LibTorchFamily";
+            case "onednn" -> "io.github.vecnorm.bench.peers.OneDnnFamily";
             case "ort" -> "io.github.vecnorm.bench.peers.OrtFamily";
             default -> throw new IllegalArgumentException("impl: expected one of " + ALL + ", got '" + name + "'");
         };

@@ -21,8 +21,8 @@ import org.openjdk.jmh.runner.options.TimeValue;
  * The normalization family's part of the quick report ({@link Report}): each {@link FamilyKernel} on
  * its headline shape, vecnorm's scalar twin (1 thread: it is the reference, not a contender), vecnorm's
  * Vector API and the peers that have the kernel on 1 and all cores, and the copy roofline of every
- * headline shape the BatchNorm part does not already copy. Short looks (as the report's non-headline
- * BatchNorm rows), so the whole report stays within about ten minutes on two cores.
+ * headline shape the BatchNorm part does not already copy. Short looks (a little shorter than the report's
+ * non-headline BatchNorm rows), so the whole report stays within about ten minutes on two cores.
  */
 final class FamilyReport {
 
@@ -76,13 +76,13 @@ final class FamilyReport {
                 .shouldFailOnError(false)
                 .timeUnit(TimeUnit.MILLISECONDS);
         if (job.kernel() == null) {
-            // the denominator of the family's roofline fractions: as long a look as the BatchNorm copies
-            o.warmupIterations(5).warmupTime(TimeValue.milliseconds(400))
-                    .measurementIterations(10).measurementTime(TimeValue.milliseconds(300));
+            // the denominator of the family's roofline fractions: a steady number quickly (copies vary little)
+            o.warmupIterations(3).warmupTime(TimeValue.milliseconds(300))
+                    .measurementIterations(6).measurementTime(TimeValue.milliseconds(200));
         } else {
             o.param("kernel", job.kernel().id()).param("impl", job.impls().toArray(String[]::new))
-                    .warmupIterations(2).warmupTime(TimeValue.milliseconds(300))
-                    .measurementIterations(3).measurementTime(TimeValue.milliseconds(300));
+                    .warmupIterations(2).warmupTime(TimeValue.milliseconds(250))
+                    .measurementIterations(3).measurementTime(TimeValue.milliseconds(200));
         }
         try {
             return new Runner(o.build(), progress).run();
