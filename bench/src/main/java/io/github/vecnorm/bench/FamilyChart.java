@@ -27,7 +27,7 @@ import org.knowm.xchart.style.Styler;
  */
 final class FamilyChart {
 
-    static final int PANEL_W = 600, PANEL_H = 460, COLUMNS = 3;
+    static final int PANEL_W = 900, PANEL_H = 460, COLUMNS = 2;
 
     private FamilyChart() {
     }
