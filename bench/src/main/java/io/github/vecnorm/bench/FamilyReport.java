@@ -84,13 +84,31 @@ final class FamilyReport {
                     .warmupIterations(2).warmupTime(TimeValue.milliseconds(250))
                     .measurementIterations(3).measurementTime(TimeValue.milliseconds(200));
         }
-        try {
-            return new Runner(o.build(), progress).run();
-        } catch (RunnerException | RuntimeException e) {
-            progress.failJob(job.label() + ": " + Impls.rootMessage(e));
-            return List.of();
+        // another JMH run on this machine (a colleague's benchmark) holds JMH's lock: wait for it rather than
+        // lose the job, or time against it
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return new Runner(o.build(), progress).run();
+            } catch (RunnerException | RuntimeException e) {
+                boolean locked = String.valueOf(e.getMessage()).contains("JMH lock");
+                if (locked && attempt < LOCK_ATTEMPTS) {
+                    System.out.println("  (another JMH run holds its lock: waiting " + LOCK_WAIT_S + " s)");
+                    try {
+                        Thread.sleep(LOCK_WAIT_S * 1000L);
+                    } catch (InterruptedException ie) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted", ie);
+                    }
+                    continue;
+                }
+                progress.failJob(job.label() + ": " + Impls.rootMessage(e));
+                return List.of();
+            }
         }
     }
+
+    /** Waits for a JMH lock held by another run: at most LOCK_ATTEMPTS - 1 waits of LOCK_WAIT_S seconds per job. */
+    static final int LOCK_ATTEMPTS = 7, LOCK_WAIT_S = 10;
 
     /** The family section of report.md: per kernel, its headline shape, ms/op (roofline) per impl and thread count. */
     static String markdown(List<Report.Row> rows, List<Integer> threads) {
