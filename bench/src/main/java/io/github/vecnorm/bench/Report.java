@@ -304,14 +304,33 @@ public final class Report {
             o.warmupIterations(2).warmupTime(TimeValue.milliseconds(300))
                     .measurementIterations(3).measurementTime(TimeValue.milliseconds(300));
         }
-        try {
-            return new Runner(o.build(), progress).run();
-        } catch (RunnerException | RuntimeException e) {
-            progress.failJob(job.benchmark() + (job.kernel() == null ? "" : " " + job.kernel().id()) + ": "
-                    + Impls.rootMessage(e));
-            return List.of();
+        // another JMH run on this machine holds JMH's lock (/tmp/jmh.lock): wait for it, bounded, rather
+        // than lose the job or time against it
+        long lockDeadline = System.nanoTime() + LOCK_PATIENCE.toNanos();
+        while (true) {
+            try {
+                return new Runner(o.build(), progress).run();
+            } catch (RunnerException | RuntimeException e) {
+                boolean locked = String.valueOf(e.getMessage()).contains("JMH lock");
+                if (locked && System.nanoTime() < lockDeadline) {
+                    System.out.println("  (another JMH run holds JMH's lock: waiting for it)");
+                    try {
+                        Thread.sleep(5000);
+                    } catch (InterruptedException ie) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted", ie);
+                    }
+                    continue;
+                }
+                progress.failJob(job.benchmark() + (job.kernel() == null ? "" : " " + job.kernel().id()) + ": "
+                        + Impls.rootMessage(e));
+                return List.of();
+            }
         }
     }
+
+    /** How long one job waits for another JMH run's lock before it is given up. */
+    static final Duration LOCK_PATIENCE = Duration.ofMinutes(2);
 
     /** One JMH result, reduced to what the report needs; kernel is "copy" for the roofline. */
     record Measured(String kernel, String shape, String impl, int threads, double ms, double msError) {
@@ -511,7 +530,8 @@ public final class Report {
                 sb.append("| ").append(k.getKey()).append(" | ").append(i.getKey()).append(" |");
                 for (int t : threads) {
                     Row r = i.getValue().get(t);
-                    sb.append(r == null ? " - |" : String.format(Locale.ROOT, " %s (%.2f) |", ms(r.msPerOp()), r.rooflineFraction()));
+                    sb.append(r == null ? " - |" : String.format(Locale.ROOT, " %s (%s) |", ms(r.msPerOp()),
+                            Double.isNaN(r.rooflineFraction()) ? "-" : String.format(Locale.ROOT, "%.2f", r.rooflineFraction())));
                 }
                 sb.append('\n');
             }
