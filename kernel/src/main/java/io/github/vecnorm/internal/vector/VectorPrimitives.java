@@ -151,33 +151,37 @@ public final class VectorPrimitives implements Primitives {
                          long runs, int len, long stride, float c, GradSums acc) {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero, sTot = zero, tTot = zero;
+        int steps = 0;
         double sumDy = 0, sumDyXc = 0;
         int bound2 = len - len % (2 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long db = dyOff + r * stride, xb = xOff + r * stride;
             int i = 0;
-            while (i < bound1) {
-                // float lanes for at most FLUSH_PAIRS steps, then into double: a lane's rounding error
-                // grows with the values it has added, so this keeps it to a block's worth
-                FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
-                int stop = Math.min(bound2, i + FLUSH_PAIRS * 2 * L);
-                for (; i < stop; i += 2 * L) {
-                    FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
-                    FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
-                    s0 = s0.add(g0);
-                    s1 = s1.add(g1);
-                    t0 = g0.fma(x0, t0);
-                    t1 = g1.fma(x1, t1);
+            for (; i < bound2; i += 2 * L) {
+                FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
+                FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
+                s0 = s0.add(g0);
+                s1 = s1.add(g1);
+                t0 = g0.fma(x0, t0);
+                t1 = g1.fma(x1, t1);
+                if (++steps == FLUSH_PAIRS) {
+                    // a float lane's rounding error grows with what it has added: two levels keep it
+                    // to a block's worth
+                    sTot = sTot.add(s0.add(s1));
+                    tTot = tTot.add(t0.add(t1));
+                    s0 = zero;
+                    s1 = zero;
+                    t0 = zero;
+                    t1 = zero;
+                    steps = 0;
                 }
-                if (i >= bound2 && i < bound1) {
-                    FloatVector g0 = load(dy, db + i * B);
-                    s0 = s0.add(g0);
-                    t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
-                    i += L;
-                }
-                sumDy += sumLanes(s0.add(s1));
-                sumDyXc += sumLanes(t0.add(t1));
+            }
+            for (; i < bound1; i += L) {
+                FloatVector g0 = load(dy, db + i * B);
+                s0 = s0.add(g0);
+                t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
             }
             // scalar tail
             for (; i < len; i++) {
@@ -186,8 +190,8 @@ public final class VectorPrimitives implements Primitives {
                 sumDyXc += g * (x.get(F, xb + i * B) - c);
             }
         }
-        acc.sumDy += sumDy;
-        acc.sumDyXc += sumDyXc;
+        acc.sumDy += sumDy + sumLanes(sTot.add(s0.add(s1)));
+        acc.sumDyXc += sumDyXc + sumLanes(tTot.add(t0.add(t1)));
     }
 
     @Override
