@@ -69,7 +69,7 @@ public final class GroupNormOps {
                                      double eps, double[] unbiased) {
         long cg = c / g, len = cg * s, off = k * len * B;
         Moments acc = new Moments();
-        BatchNormOps.shiftedMoments(p, x, off, 1, len, 0, acc);
+        SetStats.moments(p, x, off, 1, len, 0, acc);
         double mu = acc.mean();
         double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
         float muF = (float) mu;

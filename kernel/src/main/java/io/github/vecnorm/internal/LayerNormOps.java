@@ -5,9 +5,10 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * LayerNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.LayerNorm}
- * guards every argument first. The input is M rows of D contiguous floats; each row is one work item
- * (statistics, then the element-wise pass while the row is still in cache), so results do not depend on
- * the {@link Loop}. The backward is {@link RowGrads}.
+ * guards every argument first. The input is M rows of D contiguous floats; a work item is a band of rows
+ * (a function of D only), each row's statistics then its element-wise pass while the row is in cache. A
+ * row's result depends only on the row, so results do not depend on the {@link Loop}. The backward is
+ * {@link RowGrads}.
  */
 public final class LayerNormOps {
 
@@ -21,17 +22,36 @@ public final class LayerNormOps {
     public static void forward(Primitives p, long m, long d, MemorySegment x, MemorySegment y,
                                MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
                                double eps, Loop loop) {
-        loop.forEach(m, r -> forwardRow(p, d, r, x, y, gamma, beta, mean, rstd, eps));
+        long band = band(d);
+        loop.forEach(ceilDiv(m, band), k -> {
+            long r0 = k * band, r1 = Math.min(m, r0 + band);
+            // software pipelined: the statistics of row r + 1 are taken before row r is written, so the
+            // latency of their reductions overlaps the (independent) element-wise pass of row r
+            Moments acc = new Moments();
+            SetStats.moments(p, x, r0 * d * B, 1, d, 0, acc);
+            for (long r = r0; r < r1; r++) {
+                double mu = acc.mean(), var = acc.varBiased();
+                if (r + 1 < r1) SetStats.moments(p, x, (r + 1) * d * B, 1, d, 0, acc.reset());
+                writeRow(p, d, r, x, y, gamma, beta, mean, rstd, eps, mu, var);
+            }
+        });
     }
 
-    /** One row: Welford moments shifted by the row's first value, then the affine pass. */
-    static void forwardRow(Primitives p, long d, long r, MemorySegment x, MemorySegment y,
-                           MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd, double eps) {
+    /** Rows per work item: a band's rows are pipelined; about 64 KiB of input, at least one row. */
+    static long band(long d) {
+        return Math.max(1, Math.min(64, (64 * 1024) / (d * B)));
+    }
+
+    static long ceilDiv(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    /** One row's element-wise pass from its moments (mean mu, biased variance var), and its saved statistics. */
+    private static void writeRow(Primitives p, long d, long r, MemorySegment x, MemorySegment y,
+                                 MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
+                                 double eps, double mu, double var) {
         long off = r * d * B;
-        Moments acc = new Moments();
-        BatchNormOps.shiftedMoments(p, x, off, 1, d, 0, acc);
-        double mu = acc.mean();
-        double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
+        double rs = 1.0 / Math.sqrt(Math.max(var, 0.0) + eps);
         float muF = (float) mu;
         float a = (float) rs;
         // (x - muF) is exact near the mean; what float rounding took from the mean goes into b

@@ -27,6 +27,13 @@ public interface Primitives {
      */
     void moments(MemorySegment x, long off, long runs, int len, long stride, float shift, Moments acc);
 
+    /**
+     * Adds {@code Σ (x - c)} to {@code acc.sum} and {@code Σ (x - c)²} to {@code acc.sumSquares} over the runs,
+     * in the implementation's accumulator precision. The two passes of the cached sets' statistics
+     * ({@link SetStats}): once about a value of the data, once about the mean found.
+     */
+    void centredSums(MemorySegment x, long off, long runs, int len, long stride, float c, CentredSums acc);
+
     /** {@code y = (x - c) * a + b} over the runs; y may be x (same offsets). */
     void affine(MemorySegment x, long xOff, MemorySegment y, long yOff,
                 long runs, int len, long stride, float c, float a, float b);

@@ -40,6 +40,21 @@ public final class ScalarPrimitives implements Primitives {
     }
 
     @Override
+    public void centredSums(MemorySegment x, long off, long runs, int len, long stride, float c, CentredSums acc) {
+        double sum = 0, squares = 0;
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            for (int i = 0; i < len; i++) {
+                double v = (double) x.get(F, base + i * B) - c;
+                sum += v;
+                squares += v * v;
+            }
+        }
+        acc.sum += sum;
+        acc.sumSquares += squares;
+    }
+
+    @Override
     public void affine(MemorySegment x, long xOff, MemorySegment y, long yOff,
                        long runs, int len, long stride, float c, float a, float b) {
         for (long r = 0; r < runs; r++) {

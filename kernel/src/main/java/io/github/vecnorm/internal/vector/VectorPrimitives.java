@@ -1,12 +1,15 @@
 package io.github.vecnorm.internal.vector;
 
+import io.github.vecnorm.internal.CentredSums;
 import io.github.vecnorm.internal.GradSums;
 import io.github.vecnorm.internal.Moments;
 import io.github.vecnorm.internal.Primitives;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -26,6 +29,21 @@ public final class VectorPrimitives implements Primitives {
     private static final long B = Float.BYTES;
     /** Steps of two vectors a reduction keeps in float lanes before adding them into double. */
     private static final int FLUSH_PAIRS = 64;
+    /** Doubles in a vector of the same size: a float vector's lanes convert into two of these. */
+    private static final VectorSpecies<Double> DSPECIES = SPECIES.withLanes(double.class);
+    /** Shuffles of the double lane reduction: step j swaps blocks of DL/2^(j+1) lanes (i -> i xor block). */
+    private static final VectorShuffle<Double>[] SWAPS = swaps();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Double>[] swaps() {
+        int dl = DSPECIES.length(), steps = Integer.numberOfTrailingZeros(dl);
+        VectorShuffle<Double>[] s = new VectorShuffle[steps];
+        for (int j = 0, block = dl / 2; j < steps; j++, block /= 2) {
+            int b = block;
+            s[j] = VectorShuffle.fromOp(DSPECIES, i -> i ^ b);
+        }
+        return s;
+    }
 
     @Override
     public String name() {
@@ -127,6 +145,53 @@ public final class VectorPrimitives implements Primitives {
     }
 
     @Override
+    public void centredSums(MemorySegment x, long off, long runs, int len, long stride, float c, CentredSums acc) {
+        // d = x - c in float, Σd and Σd² in float lanes (two of each to hide the latency), into double every
+        // block: a float lane's rounding error grows with what it has added. (Four of each measured slower:
+        // the larger body crossed C2's inlining node limit, and the vectors were boxed.)
+        FloatVector cv = FloatVector.broadcast(SPECIES, c);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector s0 = zero, s1 = zero, q0 = zero, q1 = zero;
+        int steps = 0;
+        double sum = 0, squares = 0;
+        int bound2 = len - len % (2 * L);
+        int bound1 = SPECIES.loopBound(len);
+        for (long r = 0; r < runs; r++) {
+            long base = off + r * stride;
+            int i = 0;
+            for (; i < bound2; i += 2 * L) {
+                FloatVector d0 = load(x, base + i * B).sub(cv), d1 = load(x, base + i * B + VB).sub(cv);
+                s0 = s0.add(d0);
+                s1 = s1.add(d1);
+                q0 = d0.fma(d0, q0);
+                q1 = d1.fma(d1, q1);
+                if (++steps == FLUSH_PAIRS) {
+                    sum += treeSum(s0.add(s1));
+                    squares += treeSum(q0.add(q1));
+                    s0 = zero;
+                    s1 = zero;
+                    q0 = zero;
+                    q1 = zero;
+                    steps = 0;
+                }
+            }
+            for (; i < bound1; i += L) {
+                FloatVector d0 = load(x, base + i * B).sub(cv);
+                s0 = s0.add(d0);
+                q0 = d0.fma(d0, q0);
+            }
+            // scalar tail: the difference in float like the lanes, summed in double
+            for (; i < len; i++) {
+                double d = x.get(F, base + i * B) - c;
+                sum += d;
+                squares += d * d;
+            }
+        }
+        acc.sum += sum + treeSum(s0.add(s1));
+        acc.sumSquares += squares + treeSum(q0.add(q1));
+    }
+
+    @Override
     public void affine(MemorySegment x, long xOff, MemorySegment y, long yOff,
                        long runs, int len, long stride, float c, float a, float b) {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
@@ -223,12 +288,27 @@ public final class VectorPrimitives implements Primitives {
     /**
      * The lanes added in lane order, in double. reduceLanes(ADD) on floats leaves the order to the
      * implementation, and the interpreter and C2 do differ: results would depend on the JIT's state.
+     * Small in C2's graph (a store and a scalar loop) at the cost of an array per call; see {@link #treeSum}.
      */
     private static double sumLanes(FloatVector v) {
         float[] lanes = v.toArray();
         double s = 0;
         for (float f : lanes) s += f;
         return s;
+    }
+
+    /**
+     * The lanes of a float vector added in double, in a fixed order, without allocating: converted into two
+     * double vectors (lanes 0..DL-1 and DL..2DL-1), added, then halved DL -> 1 by swapping blocks. The same
+     * bits in the interpreter and in C2. Its graph is larger than {@link #sumLanes}': in a large method it
+     * pushes C2 past its inlining node limit and the vectors get boxed (measured: gradSums went from 160 to
+     * 368 bytes a call), so only the small loops use it.
+     */
+    private static double treeSum(FloatVector v) {
+        DoubleVector d = ((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 0))
+                .add((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 1));
+        for (VectorShuffle<Double> swap : SWAPS) d = d.add(d.rearrange(swap));
+        return d.lane(0);
     }
 
     @Override
