@@ -65,8 +65,8 @@ final class ColumnSums {
         long band = band(m, d);
         long bands = (m + band - 1) / band;
         long tilesPerBand = (d + COLS - 1) / COLS;
-        double[] partG = wantG ? new double[(int) (bands * d)] : null;
-        double[] partB = wantB ? new double[(int) (bands * d)] : null;
+        double[] partG = wantG ? Scratch.zeroedDoubles(0, bands * d) : null;
+        double[] partB = wantB ? Scratch.zeroedDoubles(1, bands * d) : null;
         loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, seg, band, t / tilesPerBand, t % tilesPerBand,
                 dy, x, center, scale, partG, partB));
         return combine(partG, partB, bands, d, loop);
@@ -105,8 +105,8 @@ final class ColumnSums {
                              double[] partG, double[] partB) {
         long j0 = t * COLS, j1 = Math.min(d, j0 + COLS), segs = d / seg;
         int w = (int) (j1 - j0);
-        float[] accG = partG == null ? null : new float[w];
-        float[] accB = partB == null ? null : new float[w];
+        float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
+        float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
         long r0 = b * band, r1 = Math.min(m, r0 + band);
         int base = (int) (b * d + j0);
         for (long r = r0; r < r1; r++) {

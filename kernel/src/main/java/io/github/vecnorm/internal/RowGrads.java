@@ -46,11 +46,12 @@ final class RowGrads {
                               MemorySegment center, MemorySegment scale, boolean meanTerm,
                               MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         long band = ColumnSums.band(m, d), bands = ColumnSums.ceilDiv(m, band);
-        double[] partG = dgamma == null ? null : new double[(int) (bands * d)];
-        double[] partB = dbeta == null ? null : new double[(int) (bands * d)];
+        double[] partG = dgamma == null ? null : Scratch.zeroedDoubles(0, bands * d);
+        double[] partB = dbeta == null ? null : Scratch.zeroedDoubles(1, bands * d);
         loop.forEach(bands, b -> {
             int w = (int) d, base = (int) (b * d);
-            float[] accG = partG == null ? null : new float[w], accB = partB == null ? null : new float[w];
+            float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
+            float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
             long r0 = b * band, r1 = Math.min(m, r0 + band);
             for (long r = r0; r < r1; r++) {
                 float c = at(center, r), rs = scale.get(F, r * B);

@@ -1,25 +1,64 @@
 package io.github.vecnorm.internal;
 
+import java.util.Arrays;
+
 /**
- * Per-thread float scratch, grown on demand and then reused, so a kernel call in steady state
- * allocates nothing. A call fills it on the calling thread before any task starts; tasks only read it.
+ * Per-thread scratch arrays, grown on demand and then reused, so a kernel call in steady state allocates
+ * nothing. Two kinds, never mixed up because the calling thread also runs tasks:
+ * <ul>
+ *   <li>the caller's ({@link #floats}, {@link #zeroedDoubles}): filled or shared by one call on the calling
+ *   thread; its tasks may read them and write disjoint parts;</li>
+ *   <li>a task's ({@link #taskFloats}): private to the work item running on the current thread, valid until
+ *   that item ends.</li>
+ * </ul>
  */
 public final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[256]);
+    private static final ThreadLocal<double[][]> DOUBLES = ThreadLocal.withInitial(() -> new double[2][0]);
+    private static final ThreadLocal<float[][]> TASK_FLOATS = ThreadLocal.withInitial(() -> new float[2][0]);
 
     private Scratch() {
     }
 
     /** At least {@code count} floats owned by the calling thread until its next call. */
     public static float[] floats(long count) {
-        if (count > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("scratch: " + count + " floats exceed a Java array");
-        }
         float[] f = FLOATS.get();
         if (f.length < count) {
-            f = new float[(int) Math.max(count, 2L * f.length)];
+            f = new float[size(count, f.length)];
             FLOATS.set(f);
         }
         return f;
+    }
+
+    /**
+     * Array {@code which} (0 or 1) of the caller's doubles, with its first {@code count} elements zero,
+     * owned by the calling thread until its next call.
+     */
+    static double[] zeroedDoubles(int which, long count) {
+        double[][] all = DOUBLES.get();
+        if (all[which].length < count) {
+            all[which] = new double[size(count, all[which].length)];
+        } else {
+            Arrays.fill(all[which], 0, (int) count, 0.0);
+        }
+        return all[which];
+    }
+
+    /** Array {@code which} (0 or 1) of the current work item's floats, its first {@code count} elements zero. */
+    static float[] taskFloats(int which, long count) {
+        float[][] all = TASK_FLOATS.get();
+        if (all[which].length < count) {
+            all[which] = new float[size(count, all[which].length)];
+        } else {
+            Arrays.fill(all[which], 0, (int) count, 0f);
+        }
+        return all[which];
+    }
+
+    private static int size(long count, int current) {
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("scratch: " + count + " elements exceed a Java array");
+        }
+        return (int) Math.min(Integer.MAX_VALUE - 8, Math.max(count, 2L * current));
     }
 }
