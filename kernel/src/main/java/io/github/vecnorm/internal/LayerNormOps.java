@@ -23,7 +23,7 @@ public final class LayerNormOps {
                                MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
                                double eps, Loop loop) {
         long band = band(d);
-        loop.forEach(ceilDiv(m, band), k -> {
+        loop.forEach(ColumnSums.ceilDiv(m, band), k -> {
             long r0 = k * band, r1 = Math.min(m, r0 + band);
             // software pipelined: the statistics of row r + 1 are taken before row r is written, so the
             // latency of their reductions overlaps the (independent) element-wise pass of row r
@@ -40,10 +40,6 @@ public final class LayerNormOps {
     /** Rows per work item: a band's rows are pipelined; about 64 KiB of input, at least one row. */
     static long band(long d) {
         return Math.max(1, Math.min(64, (64 * 1024) / (d * B)));
-    }
-
-    static long ceilDiv(long a, long b) {
-        return (a + b - 1) / b;
     }
 
     /** One row's element-wise pass from its moments (mean mu, biased variance var), and its saved statistics. */
