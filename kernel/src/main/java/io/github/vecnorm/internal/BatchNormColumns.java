@@ -6,8 +6,8 @@ import java.lang.foreign.ValueLayout;
 /**
  * BatchNorm with a small spatial size S (BatchNorm1d on (N, C) has S = 1), every pass in memory order.
  * Channel by channel, a channel is N runs of S floats, C*S floats apart, so with S below a cache line
- * every channel touches every line of x: 65536x256x1 training forward took ~290 ms that way against
- * ~4 ms for the same bytes as 1x256x65536. Here x is an (N, D = C*S) row-major matrix:
+ * every channel touches every line of x: 65536x256x1 training forward took 460 ms that way, 6.7 ms
+ * here (single thread). Here x is an (N, D = C*S) row-major matrix:
  * <ul>
  *   <li>reductions add down the columns with {@link ColumnSums#accumulate}: vector lanes across
  *   consecutive columns, float per column for {@link ColumnSums#ROW_BLOCK} rows, then into per-band
@@ -44,8 +44,8 @@ final class BatchNormColumns {
     static final int MAX_S = 64;
     static final long MIN_ROWS = 64;
     static final long MAX_WIDE = 1 << 15;
-    /** Widest row (C*S floats) the column path expands its coefficients for. */
-    static final long MAX_COLUMNS = 1 << 24;
+    /** Widest row (C*S floats) the column path takes: its per-thread scratch (4 floats a column) is kept. */
+    static final long MAX_COLUMNS = 1 << 22;
     /** Floats an element-wise work item covers at least (whole rows): amortizes the per-item cost. */
     static final long ITEM_FLOATS = 1 << 14;
 
@@ -56,8 +56,8 @@ final class BatchNormColumns {
      * Whether an (n, cs, s) tensor takes the column path. It costs O(C*S) per call (shifts and coefficients
      * expanded, double partials cleared and flushed every 32 rows) and reads per-column coefficients on
      * every row, so it pays off when a channel's runs waste cache lines or calls, and rows are many.
-     * Measured single-threaded, forward training against the channel path (1.7 to 4.8x faster for
-     * inference and backward alike): S = 1..15 always (65536x256x1 69x, 8192x64x4 10x, 8x8192x4 2.7x,
+     * Measured single-threaded, training forward, speed-up over the channel path (inference and backward
+     * gain alike or more): S = 1..15 always (65536x256x1 69x, 8192x64x4 10x, 8x8192x4 2.7x,
      * 1x65536x3 1.2x); S = 16..63 from 64 rows on (2048x64x16 2.4x, 1024x32x36 1.8x, 64x512x63 1.6x,
      * 64x256x48 0.9x) but not with few rows (16x2048x32 0.65x, 4x2048x49 0.35x) nor very wide rows
      * (64x2048x49 0.9x); from S = 64 on runs are applied in memory order and the channel path wins

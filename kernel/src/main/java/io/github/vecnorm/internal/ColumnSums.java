@@ -15,7 +15,8 @@ import java.util.Arrays;
  * in float, {@link #ROW_BLOCK} at a time (every column through the same float operations,
  * {@link Primitives#columnGradSums}), each block flushed into a double partial; the partials of the bands
  * are then added in band order. Bands let many rows of a narrow D spread over threads; columns let a
- * wide D do the same.
+ * wide D do the same. {@link #accumulate} is that scheme for any per-column sums (BatchNorm's column
+ * path adds its statistics and backward sums with it).
  */
 final class ColumnSums {
 
