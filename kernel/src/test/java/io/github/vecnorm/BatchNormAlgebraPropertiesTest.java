@@ -73,7 +73,7 @@ class BatchNormAlgebraPropertiesTest {
                         }
                     }
                     double aa = a.value(), bv = b.value();
-                    ErrorModel.SumBounds sb = MODEL.sums(m, absDy.value(), absDyXc.value());
+                    ErrorModel.SumBounds sb = MODEL.sums(n, cs, s, absDy.value(), absDyXc.value());
                     Reference.Sum tol = new Reference.Sum(), tolXhat = new Reference.Sum();
                     for (int bb = 0; bb < n; bb++) {
                         for (int e = 0; e < s; e++) {
@@ -149,8 +149,9 @@ class BatchNormAlgebraPropertiesTest {
             Reference.Stats st1 = Reference.stats(n, cs, s, Reference.widen(x), eps);
             Reference.Stats st2 = Reference.stats(n, cs, s, Reference.widen(x2), eps2);
             for (int c = 0; c < cs; c++) {
-                ErrorModel.StatBounds b1 = MODEL.stats(m, st1.range()[c], st1.var()[c], eps);
-                ErrorModel.StatBounds b2 = MODEL.stats(m, st2.range()[c], st2.var()[c], eps2);
+                int j0 = Reference.at(0, c, 0, cs, s);
+                ErrorModel.StatBounds b1 = MODEL.stats(n, cs, s, st1.range()[c], st1.var()[c], eps, st1.mean()[c], x[j0]);
+                ErrorModel.StatBounds b2 = MODEL.stats(n, cs, s, st2.range()[c], st2.var()[c], eps2, st2.mean()[c], x2[j0]);
                 for (int b = 0; b < n; b++) {
                     for (int i = 0; i < s; i++) {
                         int j = Reference.at(b, c, i, cs, s);
@@ -251,7 +252,7 @@ class BatchNormAlgebraPropertiesTest {
             double[][] sumDy = BatchNormBackwardPropertiesTest.channelSums(k, d.dy, d.x, null);
             double[][] sumDyXc = BatchNormBackwardPropertiesTest.channelSums(k, d.dy, d.x, Reference.widen(meanF));
             for (int c = 0; c < cs; c++) {
-                ErrorModel.SumBounds sb = MODEL.sums(m, sumDy[0][c], sumDyXc[0][c]);
+                ErrorModel.SumBounds sb = MODEL.sums(k.n(), cs, k.s(), sumDy[0][c], sumDyXc[0][c]);
                 double h = Math.scalb(1.0, Math.getExponent(Math.sqrt(st.var()[c] + eps)) - 12);
                 for (int b = 0; b < n; b++) {
                     for (int i = 0; i < s; i++) {

@@ -93,7 +93,7 @@ class BatchNormBackwardPropertiesTest {
             double[][] sumDy = channelSums(k, d.dy, d.x, null), sumDyXc = channelSums(k, d.dy, d.x, mean);
             ErrorModel.SumBounds[] bounds = new ErrorModel.SumBounds[cs];
             for (int c = 0; c < cs; c++) {
-                bounds[c] = MODEL.sums(m, sumDy[0][c], sumDyXc[0][c]);
+                bounds[c] = MODEL.sums(n, cs, s, sumDy[0][c], sumDyXc[0][c]);
                 String in = "channel " + c + " (saved mean " + meanF[c] + ", invstd " + invF[c] + ") of " + k;
                 t.close("dbeta", c, dbK[c], ref.dbeta()[c], ErrorModel.dbeta(bounds[c], ref.dbeta()[c]), in);
                 t.close("dgamma", c, dgK[c], ref.dgamma()[c], ErrorModel.dgamma(bounds[c], inv[c], ref.dgamma()[c]), in);
@@ -147,7 +147,7 @@ class BatchNormBackwardPropertiesTest {
 
             for (int c = 0; c < cs; c++) {
                 double inv = 1.0 / Math.sqrt(rv[c] + eps);
-                ErrorModel.SumBounds bounds = MODEL.sums(m, sumDy[0][c], sumDyXc[0][c]);
+                ErrorModel.SumBounds bounds = MODEL.sums(n, cs, s, sumDy[0][c], sumDyXc[0][c]);
                 String in = "channel " + c + " (running " + rm[c] + ", " + rv[c] + ") of " + k;
                 if (db != null) {
                     t.close("dbeta", c, TestData.read(db)[c], ref.dbeta()[c], ErrorModel.dbeta(bounds, ref.dbeta()[c]), in);

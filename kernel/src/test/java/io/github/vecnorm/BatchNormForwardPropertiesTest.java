@@ -73,7 +73,7 @@ class BatchNormForwardPropertiesTest {
             float[] y = TestData.read(ys), saveMean = TestData.read(sm), saveInvstd = TestData.read(si);
             ErrorModel.StatBounds[] bounds = new ErrorModel.StatBounds[cs];
             for (int c = 0; c < cs; c++) {
-                bounds[c] = MODEL.stats(m, st.range()[c], st.var()[c], eps);
+                bounds[c] = MODEL.stats(n, cs, s, st.range()[c], st.var()[c], eps, st.mean()[c], x[Reference.at(0, c, 0, cs, s)]);
                 String in = "channel " + c + " of " + k;
                 t.close("saveMean", c, saveMean[c], st.mean()[c], MODEL.saveMean(bounds[c], st.mean()[c]), in);
                 t.close("saveInvstd", c, saveInvstd[c], st.invstd()[c], MODEL.saveInvstd(bounds[c], st.invstd()[c]), in);

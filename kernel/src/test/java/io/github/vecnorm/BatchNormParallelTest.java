@@ -257,7 +257,8 @@ class BatchNormParallelTest {
         qt().withExamples(120).withShrinkCycles(30).forAll(problems()).checkAssert(p -> {
             seen.merge(p.c() == 1 ? "C=1" : p.c() < 7 ? "1<C<7" : "C>=7", 1, Integer::sum);
             if (p.c() % 2 == 1 && p.c() > 1) seen.merge("odd C>1", 1, Integer::sum);
-            seen.merge(p.s() >= 64 ? "S>=64 (memory order)" : "S<64 (channel order)", 1, Integer::sum);
+            seen.merge(ErrorModel.columnPath(p.n(), p.c(), p.s()) ? "column path (small S)"
+                    : p.s() >= 64 ? "S>=64 (memory order)" : "S<64 (channel order)", 1, Integer::sum);
             seen.merge(p.cumulative() ? "cumulative" : "momentum", 1, Integer::sum);
             try (Arena arena = Arena.ofShared()) {
                 Map<String, float[]> serial = runAll(p, arena, Parallelism.serial());
@@ -276,16 +277,26 @@ class BatchNormParallelTest {
         System.out.println("[parallel] generated " + seen);
         assertTrue(seen.getOrDefault("C=1", 0) > 0 && seen.getOrDefault("1<C<7", 0) > 0
                 && seen.getOrDefault("odd C>1", 0) > 0 && seen.getOrDefault("S>=64 (memory order)", 0) > 0
-                && seen.getOrDefault("S<64 (channel order)", 0) > 0, "the generator missed a case: " + seen);
+                && seen.getOrDefault("S<64 (channel order)", 0) > 0 && seen.getOrDefault("column path (small S)", 0) > 0,
+                "the generator missed a case: " + seen);
     }
 
-    /** A few larger shapes, so that every task has many items of either walk. */
+    /**
+     * A few larger shapes, so that every task has many items of either walk; and the column path (small S)
+     * with many row bands (huge N), several column tiles (C*S > 2048), N = 1 and 2, S = 1 and 2..15, S >= 16
+     * with many rows, C*S not a multiple of the lanes.
+     */
     @Test
     void largerShapesGiveTheSerialBits() {
         List<Problem> problems = new ArrayList<>(List.of(
                 new Problem(8, 7, 3136, true, false, 1), new Problem(4, 13, 65, false, true, 2),
                 new Problem(300, 5, 1, true, true, 3), new Problem(2, 64, 49, true, false, 4),
-                new Problem(3, 1, 5000, true, false, 5)));
+                new Problem(3, 1, 5000, true, false, 5),
+                new Problem(20_001, 3, 1, true, false, 6), new Problem(1001, 37, 5, false, true, 7),
+                new Problem(1, 700, 7, true, false, 8), new Problem(2, 5, 13, true, true, 9),
+                new Problem(200, 24, 17, true, false, 10), new Problem(97, 2100, 1, false, false, 11)));
+        assertEquals(7, problems.stream().filter(p -> ErrorModel.columnPath(p.n(), p.c(), p.s())).count(),
+                "shapes on the column path");
         for (Problem p : problems) {
             try (Arena arena = Arena.ofShared()) {
                 Map<String, float[]> serial = runAll(p, arena, Parallelism.serial());

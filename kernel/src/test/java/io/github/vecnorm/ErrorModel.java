@@ -1,5 +1,6 @@
 package io.github.vecnorm;
 
+import io.github.vecnorm.internal.BatchNormOps;
 import io.github.vecnorm.internal.Kernels;
 import io.github.vecnorm.internal.Primitives;
 
@@ -44,6 +45,35 @@ import io.github.vecnorm.internal.Primitives;
  * Σ dy and Σ dy*(x - c) in float lanes (double in the scalar twin): every partial sum of a lane is at
  * most the sum of the magnitudes, so dSum = uA*(H(k) + L + 2)*Σ|term|, plus u*Σ|dy*(x - c)| for the
  * float subtraction x - c (float in both implementations).
+ *
+ * <h2>The column path (small S, {@link BatchNormOps#columnPath})</h2>
+ * x is an (N, C*S) matrix reduced down its columns: every column adds its N values in float, b =
+ * min(N, 32) rows at a time ({@code ColumnSums.ROW_BLOCK}), each block flushed into a double partial;
+ * then per-band partials, a channel's S columns and the statistics follow in double, at most
+ * nD = ceil(N/32) + 64 + S + 4 double roundings along any chain, each <= 2^-53 times the sum of the
+ * magnitudes: uD = nD*2^-53 relative to it. Both implementations do the same float operations (u, not
+ * uA, for the scalar twin too), and no lanes are reduced.
+ * <ul>
+ *   <li>statistics: v = fl(x - shift), Σv and Σv² (fma) per column, mean = shift + Σv/m,
+ *   M2 = Σv² - Σv*(Σv/m). Within a block the i-th partial of Σv is at most i*Rv (Rv = max|x - shift|),
+ *   and adding it rounds by <= u*i*Rv: over a block sum_{i=2..b} i < b(b+1)/2 roundings of Rv, so per
+ *   value at most (b+1)/2, plus u*Rv for v's own rounding: e = u*Rv*((b+1)/2 + 2) + uD*Rv bounds the
+ *   error of Σv/m = mean - shift = d, and dMu = e + 2^-52*(|mu| + Rv) (adding the shift).
+ *   Σv² has non-negative terms: each fma rounds by <= u times the block's partial <= u*Q_block, b of
+ *   them, and fl(v)² carries 2u + u²: u*(b + 3)*Q with Q = Σv² = m*(var + d²) exactly. The
+ *   cancellation Σv² - (Σv)²/m adds |Σv_err/m|*|Σv + Σv_err|/m <= e*(2|d| + e) to the variance, the
+ *   double roundings of the difference <= 2^-50*(var + d²): dVar = (u*(b + 3) + uD + 2^-50)*(var + d²)
+ *   + e*(2|d| + e). Unlike Welford this grows with d², which is why the kernel redoes a channel
+ *   shifted by its mean when d² > 16 var: the first pass, shift = x[0, c, 0], Rv <= R, has d1 = mu - x0
+ *   (known here); the second, shift = fl(mean1), has |d2| <= dMu1 + u*(|mu| + dMu1) and Rv <= R + |d2|.
+ *   Which pass the kernel kept is certain when (|d1| ± e1)² and 16*(var ∓ dVar1) are on the same side;
+ *   otherwise both bounds are taken (the larger).</li>
+ *   <li>backward sums: Σdy adds b - 1 partials per block, each <= Σ_block|dy|; Σdy*fl(x - c) rounds its b
+ *   fmas by u*(1 + u) times Σ_block|term|, plus u|dy*(x - c)| for the subtraction (as before):
+ *   dSum = (u*b*(1 + u) + uD)*Σ|term| (+ u*Σ|dy*(x - c)|).</li>
+ * </ul>
+ * A block of 32 float rows can cost more than a short Welford chain (k = ceil(m/L) steps, small when
+ * N*S is small), so the bounds above do not cover these; they do not grow with the column length.
  *
  * <p>Element-wise outputs add their own float roundings (each u times the magnitude it rounds), listed
  * at each method. The reference itself is within ~2^-50 of exact (compensated sums in double): REF
@@ -102,6 +132,48 @@ public final class ErrorModel {
         return new StatBounds(dMu, dVar, rI + rI * rI);
     }
 
+    /** Rows a column adds in float before a flush to double (ColumnSums.ROW_BLOCK). */
+    static final int ROW_BLOCK = 32;
+
+    /** Whether an (n, cs, s) BatchNorm takes the column path. */
+    public static boolean columnPath(long n, long cs, long s) {
+        return BatchNormOps.columnPath(n, cs, s);
+    }
+
+    /**
+     * Bounds on one channel's statistics on the path the kernel takes for (n, cs, s): {@link #stats(long,
+     * double, double, double)} channel by channel, the column path's otherwise ({@code mu} the channel's
+     * mean, {@code first} its first value x[0, c, 0]).
+     */
+    public StatBounds stats(long n, long cs, long s, double range, double var, double eps, double mu, double first) {
+        if (!columnPath(n, cs, s)) return stats(n * s, range, var, eps);
+        double b = Math.min(n, ROW_BLOCK), ud = columnDoubleRounding(n, s);
+        double d1 = Math.abs(mu - first);
+        double[] p1 = columnPass(b, ud, range, var, d1, mu);
+        double d2 = p1[1] + U * (Math.abs(mu) + p1[1]);
+        double[] p2 = columnPass(b, ud, range + d2, var, d2, mu);
+        double lo = d1 - p1[0], hi = d1 + p1[0];
+        boolean first1 = hi * hi <= 16 * (var - p1[2]);
+        boolean second = lo > 0 && lo * lo > 16 * (var + p1[2]);
+        double dMu = first1 ? p1[1] : second ? p2[1] : Math.max(p1[1], p2[1]);
+        double dVar = first1 ? p1[2] : second ? p2[2] : Math.max(p1[2], p2[2]);
+        double rI = dVar / (2 * (var + eps));
+        return new StatBounds(dMu, dVar, rI + rI * rI);
+    }
+
+    /** uD: the double roundings along a column-path total, relative to the sum of magnitudes. */
+    static double columnDoubleRounding(long n, long s) {
+        return 0x1p-53 * (Math.ceil(n / (double) ROW_BLOCK) + 64 + s + 4);
+    }
+
+    /** One pass of the column statistics with shift distance d and |x - shift| <= rv: {e, dMu, dVar}. */
+    private static double[] columnPass(double b, double ud, double rv, double var, double d, double mu) {
+        double e = U * rv * ((b + 1) / 2 + 2) + ud * rv;
+        double dMu = e + 0x1p-52 * (Math.abs(mu) + rv);
+        double dVar = (U * (b + 3) + ud + 0x1p-50) * (var + d * d) + e * (2 * d + e);
+        return new double[] {e, dMu, dVar};
+    }
+
     /** save_mean = fl(kernel mean): dMu plus its float rounding. */
     public double saveMean(StatBounds b, double mu) {
         return b.mean() + U * (Math.abs(mu) + b.mean()) + REF * Math.abs(mu);
@@ -151,6 +223,13 @@ public final class ErrorModel {
      */
     public SumBounds sums(long m, double absDy, double absDyXc) {
         double g = uAcc * (h(chain(m)) + lanes + 2);
+        return new SumBounds(g * absDy + REF * absDy, (g + U) * absDyXc + REF * absDyXc);
+    }
+
+    /** Bounds on the two backward sums of one channel on the path the kernel takes for (n, cs, s). */
+    public SumBounds sums(long n, long cs, long s, double absDy, double absDyXc) {
+        if (!columnPath(n, cs, s)) return sums(n * s, absDy, absDyXc);
+        double g = U * Math.min(n, ROW_BLOCK) * (1 + U) + columnDoubleRounding(n, s);
         return new SumBounds(g * absDy + REF * absDy, (g + U) * absDyXc + REF * absDyXc);
     }
 

@@ -27,7 +27,8 @@ import org.junit.jupiter.api.Test;
  * thread-count determinism, bad input.
  *
  * <h2>Tolerances</h2>
- * The mean is BatchNorm's (Welford), so its bound dMu is {@link ErrorModel#stats}'s. The spread:
+ * The mean is BatchNorm's (Welford), so its bound dMu is {@link ErrorModel#stats}'s. p = 2 is BatchNorm
+ * itself, so it takes BatchNorm's column path for small S and that path's bounds. The spread:
  * <ul>
  *   <li>p = 1: each term {@code |fl(fl(x - meanF) - meanLo)|} is within {@code 2u|d| + 3u²|mu|} of |x - mean_kernel|
  *   (the mean is carried as two floats, so its rounding enters only at u²), which is within dMu of |d|; the
@@ -94,7 +95,9 @@ class LpBatchNormTest {
             ErrorModel.StatBounds[] bounds = new ErrorModel.StatBounds[cs];
             for (int c = 0; c < cs; c++) {
                 String in = "p=" + p + " channel " + c + " of " + k;
-                ErrorModel.StatBounds b = MODEL.stats(m, st.range()[c], var[c], eps);
+                ErrorModel.StatBounds b = p == 2
+                        ? MODEL.stats(n, cs, s, st.range()[c], var[c], eps, st.mean()[c], x[(c * s)])
+                        : MODEL.stats(m, st.range()[c], var[c], eps);
                 double mu = st.mean()[c], inv = st.inv()[c];
                 close("saveMean", saveMean[c], mu, MODEL.saveMean(b, mu), in);
                 double rI;
@@ -154,7 +157,7 @@ class LpBatchNormTest {
                         absDyXc += Math.abs(dy[j] * (x[j] - meanF[c]));
                     }
                 }
-                sb[c] = MODEL.sums(m, absDy, absDyXc);
+                sb[c] = p == 2 ? MODEL.sums(n, cs, s, absDy, absDyXc) : MODEL.sums(m, absDy, absDyXc);
                 if (p == INF && ties[c] > 1 && st.range()[c] > 0) seen.merge("tiedExtremes", 1, Integer::sum);
                 String in = "p=" + p + " channel " + c + " of " + k;
                 if (dgamma != null) close("dgamma", dgamma[c], g.dgamma()[c], ErrorModel.dgamma(sb[c], invF[c], g.dgamma()[c]), in);

@@ -38,6 +38,31 @@ class OutlierFirstValueTest {
         }
     }
 
+    /**
+     * BatchNorm1d on (m, 3): the column path (small S) shifts by each channel's first value too; channels
+     * 0 and 2 start with the outlier (and are summed again, shifted by their mean), channel 1 does not.
+     */
+    @ParameterizedTest
+    @ValueSource(floats = {1e3f, 3e4f, -3e4f})
+    void batchNorm1dTraining(float outlier) {
+        int m = 100_000, cs = 3;
+        Shape shape = Shape.of(m, cs);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = gaussianWithFirst(arena, m * cs, 0f);
+            for (int c = 0; c < cs; c += 2) x.setAtIndex(F, c, outlier);
+            MemorySegment y = arena.allocate(shape.byteSize()), sm = arena.allocate(4 * cs), si = arena.allocate(4 * cs);
+            BatchNorm.forwardTraining(shape, x, y, null, null, sm, si, null, 1e-5);
+            for (int c = 0; c < cs; c++) {
+                MemorySegment xc = arena.allocate(4L * m), yc = arena.allocate(4L * m);
+                for (int i = 0; i < m; i++) {
+                    xc.setAtIndex(F, i, x.getAtIndex(F, (long) i * cs + c));
+                    yc.setAtIndex(F, i, y.getAtIndex(F, (long) i * cs + c));
+                }
+                assertClose(xc, yc, m, "BatchNorm1d channel " + c + ", first value " + (c % 2 == 0 ? outlier : "ordinary"));
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(floats = {1e3f, 3e4f})
     void layerNormRow(float outlier) {

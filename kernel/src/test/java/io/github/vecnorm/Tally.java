@@ -27,7 +27,8 @@ public final class Tally {
 
     /** The keys {@link #shape} and {@link #data} count. */
     public static final String[] SHAPE_KEYS = {"examples", "S<8", "tail8", "tail16", "S%16==0", "memoryOrder",
-            "S=lanes-1,lanes,lanes+1", "m==2", "N==1,S>=2", "C==1", "C>=256", "m>=4000", "1d", "2d", "3d", "prime S"};
+            "S=lanes-1,lanes,lanes+1", "m==2", "N==1,S>=2", "C==1", "C>=256", "m>=4000", "1d", "2d", "3d", "prime S",
+            "column path", "column path N>=64", "column path S>=16"};
     public static final String[] DATA_KEYS = {"bigOffset", "constantChannel", "tinySpread", "hugeSpread",
             "negativeMean", "nearConstant(var<eps)"};
 
@@ -65,6 +66,10 @@ public final class Tally {
         count("2d", rank == 4);
         count("3d", rank == 5);
         count("prime S", s == 13 || s == 207 || s == 1021 || s == 4099 || s == 50021 || s == 17 || s == 31);
+        boolean columns = ErrorModel.columnPath(n, c, s);
+        count("column path", columns);
+        count("column path N>=64", columns && n >= 64); // blocks of 32 rows flushed, more than one band
+        count("column path S>=16", columns && s >= 16);
     }
 
     /** Counts the data features of a case from its statistics. */

@@ -39,7 +39,7 @@ public class BatchNormBench {
 
     @Param({"32x64x112x112", "32x64x56x56", "32x256x56x56", "32x128x28x28", "32x512x28x28",
             "32x256x14x14", "32x1024x14x14", "32x512x7x7", "32x2048x7x7",
-            "1x64x56x56", "1x2048x7x7", "1x256x1x1"})
+            "1x64x56x56", "1x2048x7x7", "1x256x1x1", "65536x256"})
     public String shape;
 
     @Param({"scalar", "vector", "libtorch", "onednn", "ort"})

@@ -8,7 +8,8 @@ import java.lang.foreign.ValueLayout;
  * guards every argument first. A channel of an (N, C, S) tensor is N runs of S floats, {@code C*S}
  * floats apart. Each kernel is a reduction pass channel by channel (one item per channel), then an
  * element-wise pass in memory order (one item per run) — per-item work is the same whatever the
- * {@link Loop}, so results do not depend on the thread count.
+ * {@link Loop}, so results do not depend on the thread count. Small S takes {@link BatchNormColumns}
+ * instead (x as an (N, C*S) matrix, reduced down its columns), with the same per-channel finishing.
  */
 public final class BatchNormOps {
 
@@ -34,9 +35,14 @@ public final class BatchNormOps {
                                        MemorySegment saveMean, MemorySegment saveInvstd,
                                        MemorySegment runMean, MemorySegment runVar, double factor, double eps,
                                        Loop loop) {
-        float[] coef = Scratch.floats(COEFS * cs);
-        loop.forEach(cs, c -> trainingStats(p, n, cs, s, c, x, gamma, beta, saveMean, saveInvstd,
-                runMean, runVar, factor, eps, coef));
+        float[] coef = Scratch.floats(scratchFloats(n, cs, s));
+        if (BatchNormColumns.applies(n, cs, s)) {
+            BatchNormColumns.trainingStats(p, n, cs, s, x, gamma, beta, saveMean, saveInvstd, runMean, runVar,
+                    factor, eps, coef, loop);
+        } else {
+            loop.forEach(cs, c -> trainingStats(p, n, cs, s, c, x, gamma, beta, saveMean, saveInvstd,
+                    runMean, runVar, factor, eps, coef));
+        }
         applyAffine(p, n, cs, s, x, y, coef, loop);
     }
 
@@ -44,7 +50,7 @@ public final class BatchNormOps {
     public static void forwardInference(Primitives p, long n, long cs, long s, MemorySegment x, MemorySegment y,
                                         MemorySegment gamma, MemorySegment beta,
                                         MemorySegment runMean, MemorySegment runVar, double eps, Loop loop) {
-        float[] coef = Scratch.floats(COEFS * cs);
+        float[] coef = Scratch.floats(scratchFloats(n, cs, s));
         for (long c = 0; c < cs; c++) inferenceCoefs(c, gamma, beta, runMean, runVar, eps, coef);
         applyAffine(p, n, cs, s, x, y, coef, loop);
     }
@@ -54,6 +60,14 @@ public final class BatchNormOps {
                                 MemorySegment gamma, MemorySegment saveMean, MemorySegment saveInvstd,
                                 MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         if (dx == null && dgamma == null && dbeta == null) return;
+        if (BatchNormColumns.applies(n, cs, s)) {
+            // the sums first: dx may overwrite dy
+            float[] coef = Scratch.floats(scratchFloats(n, cs, s));
+            BatchNormColumns.backwardSums(p, n, cs, s, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, dx != null,
+                    coef, loop);
+            if (dx != null) BatchNormColumns.gradApply(p, n, cs, s, dy, x, dx, coef, loop);
+            return;
+        }
         float[] coef = dx == null ? null : Scratch.floats(COEFS * cs);
         loop.forEach(cs, c -> backwardSums(p, n, cs, s, c, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, coef));
         if (dx == null) return;
@@ -68,19 +82,28 @@ public final class BatchNormOps {
     public static void backwardInference(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
                                          MemorySegment gamma, MemorySegment runMean, MemorySegment runVar, double eps,
                                          MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
+        float[] coef = Scratch.floats(scratchFloats(n, cs, s));
         if (dgamma != null || dbeta != null) {
-            loop.forEach(cs, c -> backwardInferenceSums(p, n, cs, s, c, dy, x, runMean, runVar, eps, dgamma, dbeta));
+            if (BatchNormColumns.applies(n, cs, s)) {
+                BatchNormColumns.inferenceSums(p, n, cs, s, dy, x, runMean, runVar, eps, dgamma, dbeta, coef, loop);
+            } else {
+                loop.forEach(cs, c -> backwardInferenceSums(p, n, cs, s, c, dy, x, runMean, runVar, eps, dgamma, dbeta));
+            }
         }
         if (dx == null) return;
-        float[] coef = Scratch.floats(COEFS * cs);
         for (long c = 0; c < cs; c++) backwardInferenceCoefs(c, gamma, runVar, eps, coef);
         applyAffine(p, n, cs, s, dy, dx, coef, loop);
     }
 
-    /** The element-wise pass out = (in - center) * a + b with per-channel coefficients, in the faster order. */
-    private static void applyAffine(Primitives p, long n, long cs, long s, MemorySegment in, MemorySegment out,
-                                    float[] coef, Loop loop) {
-        if (memoryOrder(s)) {
+    /**
+     * The element-wise pass out = (in - center) * a + b with per-channel coefficients, in the faster order;
+     * coef holds at least {@link #scratchFloats} floats.
+     */
+    static void applyAffine(Primitives p, long n, long cs, long s, MemorySegment in, MemorySegment out,
+                            float[] coef, Loop loop) {
+        if (BatchNormColumns.applies(n, cs, s)) {
+            BatchNormColumns.affine(p, n, cs, s, in, out, coef, loop);
+        } else if (memoryOrder(s)) {
             loop.forEach(n * cs, r -> affineRun(p, cs, s, r, in, out, coef));
         } else {
             loop.forEach(cs, c -> affineChannel(p, n, cs, s, c, in, out, coef));
@@ -96,6 +119,16 @@ public final class BatchNormOps {
 
     /** Floats of per-channel coefficients a statistics pass leaves for its element-wise pass. */
     static final int COEFS = 4;
+
+    /** Scratch floats a call needs: the per-channel coefficients, and the column path's per-column vectors. */
+    static long scratchFloats(long n, long cs, long s) {
+        return BatchNormColumns.applies(n, cs, s) ? BatchNormColumns.scratchFloats(cs, s) : COEFS * cs;
+    }
+
+    /** Whether (n, cs, s) takes the column path ({@link BatchNormColumns}): small S, every pass in memory order. */
+    public static boolean columnPath(long n, long cs, long s) {
+        return BatchNormColumns.applies(n, cs, s);
+    }
 
     /** Whether the element-wise pass walks memory order (run by run) rather than channel by channel. */
     static boolean memoryOrder(long s) {
@@ -115,7 +148,19 @@ public final class BatchNormOps {
         long off = c * s * B, stride = cs * s * B;
         Moments acc = new Moments();
         shiftedMoments(p, x, off, n, s, stride, acc);
-        double mean = acc.mean(), var = acc.varBiased();
+        finishStats(c, acc.mean(), acc.m2(), acc.count(), gamma, beta, saveMean, saveInvstd, runMean, runVar,
+                factor, eps, coef);
+    }
+
+    /**
+     * From channel {@code c}'s mean and sum of squared deviations m2 over count values: save_mean[c],
+     * save_invstd[c], the running statistics (if runMean is not null) and the affine (center, a, b) in
+     * {@code coef[COEFS*c ..]}.
+     */
+    static void finishStats(long c, double mean, double m2, double count, MemorySegment gamma, MemorySegment beta,
+                            MemorySegment saveMean, MemorySegment saveInvstd,
+                            MemorySegment runMean, MemorySegment runVar, double factor, double eps, float[] coef) {
+        double var = m2 / count;
         double invstd = 1.0 / Math.sqrt(var + eps);
         float meanF = (float) mean;
         double a = invstd * at(gamma, c, 1f);
@@ -128,7 +173,7 @@ public final class BatchNormOps {
         saveMean.set(F, c * B, meanF);
         saveInvstd.set(F, c * B, (float) invstd);
         if (runMean != null) {
-            double unbiased = acc.m2() / (acc.count() - 1);
+            double unbiased = m2 / (count - 1);
             runMean.set(F, c * B, (float) ((1 - factor) * runMean.get(F, c * B) + factor * mean));
             runVar.set(F, c * B, (float) ((1 - factor) * runVar.get(F, c * B) + factor * unbiased));
         }
@@ -173,16 +218,21 @@ public final class BatchNormOps {
         double invstd = saveInvstd.get(F, c * B);
         GradSums sums = new GradSums();
         gradSums(p, dy, off, x, off, n, s, stride, mean, sums);
-        if (dgamma != null) dgamma.set(F, c * B, (float) (sums.sumDyXc * invstd));
-        if (dbeta != null) dbeta.set(F, c * B, (float) sums.sumDy);
+        finishBackward(c, sums.sumDy, sums.sumDyXc, (double) n * s, mean, invstd, gamma, dgamma, dbeta, coef);
+    }
+
+    /** From channel {@code c}'s Σdy and Σdy*(x - mean) over m values: dgamma[c], dbeta[c] and dx's coefficients. */
+    static void finishBackward(long c, double sumDy, double sumDyXc, double m, float mean, double invstd,
+                               MemorySegment gamma, MemorySegment dgamma, MemorySegment dbeta, float[] coef) {
+        if (dgamma != null) dgamma.set(F, c * B, (float) (sumDyXc * invstd));
+        if (dbeta != null) dbeta.set(F, c * B, (float) sumDy);
         if (coef != null) {
-            double m = (double) n * s;
             double k = at(gamma, c, 1f) * invstd;
             int i = (int) (COEFS * c);
             coef[i] = (float) k;
-            coef[i + 1] = (float) (-k * invstd * invstd * sums.sumDyXc / m);
+            coef[i + 1] = (float) (-k * invstd * invstd * sumDyXc / m);
             coef[i + 2] = mean;
-            coef[i + 3] = (float) (-k * sums.sumDy / m);
+            coef[i + 3] = (float) (-k * sumDy / m);
         }
     }
 
@@ -195,11 +245,17 @@ public final class BatchNormOps {
                                              MemorySegment runMean, MemorySegment runVar, double eps,
                                              MemorySegment dgamma, MemorySegment dbeta) {
         long off = c * s * B, stride = cs * s * B;
-        double invstd = 1.0 / Math.sqrt(runVar.get(F, c * B) + eps);
         GradSums sums = new GradSums();
         gradSums(p, dy, off, x, off, n, s, stride, runMean.get(F, c * B), sums);
-        if (dgamma != null) dgamma.set(F, c * B, (float) (sums.sumDyXc * invstd));
-        if (dbeta != null) dbeta.set(F, c * B, (float) sums.sumDy);
+        finishInferenceSums(c, sums.sumDy, sums.sumDyXc, runVar, eps, dgamma, dbeta);
+    }
+
+    /** dgamma[c] = Σ dy*(x - running_mean) / sqrt(running_var + eps), dbeta[c] = Σ dy (either may be null). */
+    static void finishInferenceSums(long c, double sumDy, double sumDyXc, MemorySegment runVar, double eps,
+                                    MemorySegment dgamma, MemorySegment dbeta) {
+        double invstd = 1.0 / Math.sqrt(runVar.get(F, c * B) + eps);
+        if (dgamma != null) dgamma.set(F, c * B, (float) (sumDyXc * invstd));
+        if (dbeta != null) dbeta.set(F, c * B, (float) sumDy);
     }
 
     /** Inference-mode dx coefficients of channel {@code c}: dx = dy * gamma / sqrt(running_var + eps), as an affine of dy. */

@@ -2,6 +2,7 @@ package io.github.vecnorm.internal;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * Per-element parameter gradients summed over rows, for an (M, D) matrix whose rows are cut into
@@ -14,7 +15,8 @@ import java.lang.foreign.ValueLayout;
  * in float, {@link #ROW_BLOCK} at a time (every column through the same float operations,
  * {@link Primitives#columnGradSums}), each block flushed into a double partial; the partials of the bands
  * are then added in band order. Bands let many rows of a narrow D spread over threads; columns let a
- * wide D do the same.
+ * wide D do the same. {@link #accumulate} is that scheme for any per-column sums (BatchNorm's column
+ * path adds its statistics and backward sums with it).
  */
 final class ColumnSums {
 
@@ -62,14 +64,78 @@ final class ColumnSums {
     static double[][] sums(Primitives p, long m, long d, long seg, MemorySegment dy, MemorySegment x,
                            MemorySegment center, MemorySegment scale, boolean wantG, boolean wantB, Loop loop) {
         assert d % seg == 0 : "segments tile the row";
-        long band = band(m, d);
-        long bands = (m + band - 1) / band;
-        long tilesPerBand = (d + COLS - 1) / COLS;
-        double[] partG = wantG ? Scratch.zeroedDoubles(0, bands * d) : null;
-        double[] partB = wantB ? Scratch.zeroedDoubles(1, bands * d) : null;
-        loop.forEach(bands * tilesPerBand, t -> tile(p, m, d, seg, band, t / tilesPerBand, t % tilesPerBand,
-                dy, x, center, scale, partG, partB));
+        long bands = ceilDiv(m, band(m, d)), segs = d / seg;
+        double[] partG = wantG ? Scratch.doubles(0, bands * d) : null;
+        double[] partB = wantB ? Scratch.doubles(1, bands * d) : null;
+        accumulate(m, d, (r0, r1, j0, w, accG, accB) -> {
+            long j1 = j0 + w;
+            for (long r = r0; r < r1; r++) {
+                // the tile's columns of row r, one piece per segment they cross
+                for (long j = j0; j < j1; ) {
+                    long s = j / seg, end = Math.min(j1, (s + 1) * seg);
+                    long k = r * segs + s;
+                    float c = center == null ? 0f : center.get(F, k * B);
+                    long off = (r * d + j) * B;
+                    p.columnGradSums(dy, off, x, off, (int) (end - j), c, scale.get(F, k * B), accB, accG, (int) (j - j0));
+                    j = end;
+                }
+            }
+        }, partG, partB, null, loop);
         return combine(partG, partB, bands, d, loop);
+    }
+
+    /**
+     * What a tile adds up from one block of rows: rows [r0, r1) (at most {@link #ROW_BLOCK}), columns
+     * [j0, j0 + w), in float, into {@code acc0[i]} and {@code acc1[i]} for column j0 + i (null: not wanted).
+     */
+    @FunctionalInterface
+    interface Rows {
+        void accumulate(long r0, long r1, long j0, int w, float[] acc0, float[] acc1);
+    }
+
+    /** Bands of an (m, d) matrix. */
+    static long bands(long m, long d) {
+        return ceilDiv(m, band(m, d));
+    }
+
+    /**
+     * Column sums of one or two quantities over the rows of an (m, d) matrix, left as per-band double
+     * partials {@code part0[b*d + j]}, {@code part1[b*d + j]} (null: not wanted; otherwise at least
+     * {@code bands(m, d) * d} long, any content: a tile overwrites its own). One work item per tile of
+     * {@link #COLS} columns by a band of rows; a tile adds its rows {@link #ROW_BLOCK} at a time in float
+     * and flushes each block into its partials. Tiles whose column tile {@code t} has {@code tiles[t]}
+     * false are skipped (null: none), their partials left as they were.
+     */
+    static void accumulate(long m, long d, Rows rows, double[] part0, double[] part1, boolean[] tiles, Loop loop) {
+        long band = band(m, d), bands = ceilDiv(m, band), tilesPerBand = ceilDiv(d, COLS);
+        assert part0 == null || part0.length >= bands * d;
+        assert part1 == null || part1.length >= bands * d;
+        loop.forEach(bands * tilesPerBand, item -> {
+            long b = item / tilesPerBand, t = item % tilesPerBand;
+            if (tiles == null || tiles[(int) t]) tile(m, d, band, b, t, rows, part0, part1);
+        });
+    }
+
+    /** One tile: rows of band {@code b}, columns of tile {@code t}; leaves its sums in the band's partials. */
+    private static void tile(long m, long d, long band, long b, long t, Rows rows, double[] part0, double[] part1) {
+        long j0 = t * COLS;
+        int w = (int) Math.min(COLS, d - j0), base = (int) (b * d + j0);
+        float[] acc0 = part0 == null ? null : Scratch.taskFloats(0, w);
+        float[] acc1 = part1 == null ? null : Scratch.taskFloats(1, w);
+        start(acc0, part0, base, w);
+        start(acc1, part1, base, w);
+        long r0 = b * band, r1 = Math.min(m, r0 + band);
+        for (long r = r0; r < r1; r += ROW_BLOCK) {
+            rows.accumulate(r, Math.min(r1, r + ROW_BLOCK), j0, w, acc0, acc1);
+            flush(acc0, part0, base, w);
+            flush(acc1, part1, base, w);
+        }
+    }
+
+    /** Clears a tile's partials before its first block (its float accumulators come zeroed). */
+    private static void start(float[] acc, double[] part, int base, int w) {
+        if (acc == null) return;
+        Arrays.fill(part, base, base + w, 0.0);
     }
 
     /** The bands' partials added in band order, column by column: the same order for any split. */
@@ -97,33 +163,6 @@ final class ColumnSums {
         double s = 0;
         for (long b = 0; b < bands; b++) s += part[(int) (b * d + j)];
         return s;
-    }
-
-    /** One tile: rows of band {@code b}, columns of tile {@code t}; leaves its sums in the band's partials. */
-    private static void tile(Primitives p, long m, long d, long seg, long band, long b, long t,
-                             MemorySegment dy, MemorySegment x, MemorySegment center, MemorySegment scale,
-                             double[] partG, double[] partB) {
-        long j0 = t * COLS, j1 = Math.min(d, j0 + COLS), segs = d / seg;
-        int w = (int) (j1 - j0);
-        float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
-        float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
-        long r0 = b * band, r1 = Math.min(m, r0 + band);
-        int base = (int) (b * d + j0);
-        for (long r = r0; r < r1; r++) {
-            // the tile's columns of row r, one piece per segment they cross
-            for (long j = j0; j < j1; ) {
-                long s = j / seg, end = Math.min(j1, (s + 1) * seg);
-                long k = r * segs + s;
-                float c = center == null ? 0f : center.get(F, k * B);
-                long off = (r * d + j) * B;
-                p.columnGradSums(dy, off, x, off, (int) (end - j), c, scale.get(F, k * B), accB, accG, (int) (j - j0));
-                j = end;
-            }
-            if ((r - r0) % ROW_BLOCK == ROW_BLOCK - 1 || r == r1 - 1) {
-                flush(accG, partG, base, w);
-                flush(accB, partB, base, w);
-            }
-        }
     }
 
     /** Adds a block's float sums to the band's double partials and clears them. */

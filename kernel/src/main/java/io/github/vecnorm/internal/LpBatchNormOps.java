@@ -37,13 +37,9 @@ public final class LpBatchNormOps {
                     null, null, 0, eps, loop);
             return;
         }
-        float[] coef = Scratch.floats(BatchNormOps.COEFS * cs);
+        float[] coef = Scratch.floats(BatchNormOps.scratchFloats(n, cs, s));
         loop.forEach(cs, c -> stats(pr, p, n, cs, s, c, x, gamma, beta, saveMean, saveInvSpread, eps, coef));
-        if (BatchNormOps.memoryOrder(s)) {
-            loop.forEach(n * cs, r -> BatchNormOps.affineRun(pr, cs, s, r, x, y, coef));
-        } else {
-            loop.forEach(cs, c -> BatchNormOps.affineChannel(pr, n, cs, s, c, x, y, coef));
-        }
+        BatchNormOps.applyAffine(pr, n, cs, s, x, y, coef, loop);
     }
 
     /** Backward for p in {1, 2, inf} from the saved mean and inverse spread; null outputs are not computed. */

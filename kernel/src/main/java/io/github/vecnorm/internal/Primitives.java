@@ -118,4 +118,39 @@ public interface Primitives {
      */
     void rowLinear(MemorySegment u, long uOff, MemorySegment v, long vOff, MemorySegment out, long outOff, int len,
                    float[] a, float[] b, int coefOff);
+
+    // --- column primitives (BatchNorm with small S)
+    // rows rows of len floats, the r-th starting r * stride bytes after the offset: a tile of an (N, C*S)
+    // matrix. Per-column arrays are indexed from their offset by the column: acc[accOff + i], coef[off + i].
+    // Every element goes through the same float operations (vector lanes and tail alike), so a column's
+    // result does not depend on where a row starts, on the lane count or on the implementation.
+
+    /**
+     * {@code v = x[i] - shift[shiftOff + i]}, then {@code sum[accOff + i] += v} and
+     * {@code sumSq[accOff + i] = fma(v, v, sumSq[accOff + i])}, in float, row after row.
+     */
+    void columnMoments(MemorySegment x, long xOff, int rows, int len, long stride, float[] shift, int shiftOff,
+                       float[] sum, float[] sumSq, int accOff);
+
+    /**
+     * {@code sumDy[accOff + i] += dy[i]} and {@code sumDyXc[accOff + i] = fma(dy[i], x[i] - center[cOff + i],
+     * sumDyXc[accOff + i])}, in float, row after row (x and dy laid out alike).
+     */
+    void columnCenteredSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int rows, int len, long stride,
+                            float[] center, int cOff, float[] sumDy, float[] sumDyXc, int accOff);
+
+    /**
+     * {@code y = fma(x - c, a, b)} with per-column coefficients {@code c = coef[off + i]},
+     * {@code a = coef[off + cStride + i]}, {@code b = coef[off + 2*cStride + i]}: {@link #affine}'s float
+     * operations; y may be x (same offsets).
+     */
+    void columnAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int rows, int len, long stride,
+                      float[] coef, int off, int cStride);
+
+    /**
+     * {@code dx = fma(p, dy, fma(q, x - c, r))} with per-column coefficients p, q, c, r at
+     * {@code coef[off + k*cStride + i]}, k = 0..3: {@link #gradApply}'s float operations; dx may be dy.
+     */
+    void columnGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                         int rows, int len, long stride, float[] coef, int off, int cStride);
 }

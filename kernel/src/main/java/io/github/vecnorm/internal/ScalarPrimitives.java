@@ -231,4 +231,61 @@ public final class ScalarPrimitives implements Primitives {
             out.set(F, outOff + i * B, o);
         }
     }
+
+    // --- column primitives (BatchNorm with small S)
+
+    @Override
+    public void columnMoments(MemorySegment x, long xOff, int rows, int len, long stride, float[] shift, int shiftOff,
+                              float[] sum, float[] sumSq, int accOff) {
+        // float on purpose: the same operations as the vector lanes, so both give the same bits
+        for (int r = 0; r < rows; r++) {
+            long base = xOff + r * stride;
+            for (int i = 0; i < len; i++) {
+                float v = x.get(F, base + i * B) - shift[shiftOff + i];
+                sum[accOff + i] += v;
+                sumSq[accOff + i] = Math.fma(v, v, sumSq[accOff + i]);
+            }
+        }
+    }
+
+    @Override
+    public void columnCenteredSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int rows, int len,
+                                   long stride, float[] center, int cOff, float[] sumDy, float[] sumDyXc, int accOff) {
+        // float on purpose, as columnMoments
+        for (int r = 0; r < rows; r++) {
+            long db = dyOff + r * stride, xb = xOff + r * stride;
+            for (int i = 0; i < len; i++) {
+                float g = dy.get(F, db + i * B);
+                sumDy[accOff + i] += g;
+                sumDyXc[accOff + i] = Math.fma(g, x.get(F, xb + i * B) - center[cOff + i], sumDyXc[accOff + i]);
+            }
+        }
+    }
+
+    @Override
+    public void columnAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int rows, int len, long stride,
+                             float[] coef, int off, int cStride) {
+        for (int r = 0; r < rows; r++) {
+            long xb = xOff + r * stride, yb = yOff + r * stride;
+            for (int i = 0; i < len; i++) {
+                int k = off + i;
+                y.set(F, yb + i * B, Math.fma(x.get(F, xb + i * B) - coef[k], coef[k + cStride], coef[k + 2 * cStride]));
+            }
+        }
+    }
+
+    @Override
+    public void columnGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                                int rows, int len, long stride, float[] coef, int off, int cStride) {
+        for (int r = 0; r < rows; r++) {
+            long db = dyOff + r * stride, xb = xOff + r * stride, ob = dxOff + r * stride;
+            for (int i = 0; i < len; i++) {
+                int k = off + i;
+                float g = dy.get(F, db + i * B);
+                float v = x.get(F, xb + i * B);
+                dx.set(F, ob + i * B, Math.fma(coef[k], g,
+                        Math.fma(coef[k + cStride], v - coef[k + 2 * cStride], coef[k + 3 * cStride])));
+            }
+        }
+    }
 }

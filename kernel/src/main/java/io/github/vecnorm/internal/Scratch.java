@@ -6,16 +6,19 @@ import java.util.Arrays;
  * Per-thread scratch arrays, grown on demand and then reused, so a kernel call in steady state allocates
  * nothing. Two kinds, never mixed up because the calling thread also runs tasks:
  * <ul>
- *   <li>the caller's ({@link #floats}, {@link #zeroedDoubles}): filled or shared by one call on the calling
- *   thread; its tasks may read them and write disjoint parts;</li>
+ *   <li>the caller's ({@link #floats}, {@link #doubles}, {@link #zeroedDoubles}): filled or shared by one
+ *   call on the calling thread; its tasks may read them and write disjoint parts;</li>
  *   <li>a task's ({@link #taskFloats}): private to the work item running on the current thread, valid until
  *   that item ends.</li>
  * </ul>
+ * A call takes each caller slot once: slot 0 and slot 1 of the doubles are two arrays.
  */
 public final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[256]);
     private static final ThreadLocal<double[][]> DOUBLES = ThreadLocal.withInitial(() -> new double[2][0]);
     private static final ThreadLocal<float[][]> TASK_FLOATS = ThreadLocal.withInitial(() -> new float[2][0]);
+    /** Longest double scratch kept between calls (32 MiB); a call needing more gets its own array. */
+    static final int MAX_KEPT_DOUBLES = 1 << 22;
 
     private Scratch() {
     }
@@ -31,17 +34,22 @@ public final class Scratch {
     }
 
     /**
-     * Array {@code which} (0 or 1) of the caller's doubles, with its first {@code count} elements zero,
-     * owned by the calling thread until its next call.
+     * At least {@code count} doubles in slot 0 or 1 (two independent arrays) owned by the calling thread
+     * until its next call; any content. Tasks of the call may write disjoint parts of it.
      */
-    static double[] zeroedDoubles(int which, long count) {
-        double[][] all = DOUBLES.get();
-        if (all[which].length < count) {
-            all[which] = new double[size(count, all[which].length)];
-        } else {
-            Arrays.fill(all[which], 0, (int) count, 0.0);
-        }
-        return all[which];
+    static double[] doubles(int slot, long count) {
+        double[][] kept = DOUBLES.get();
+        if (kept[slot].length >= count) return kept[slot];
+        double[] d = new double[(int) Math.min(size(count, kept[slot].length), Math.max(count, MAX_KEPT_DOUBLES))];
+        if (count <= MAX_KEPT_DOUBLES) kept[slot] = d;
+        return d;
+    }
+
+    /** As {@link #doubles}, with the first {@code count} elements zero. */
+    static double[] zeroedDoubles(int slot, long count) {
+        double[] d = doubles(slot, count);
+        Arrays.fill(d, 0, (int) count, 0.0);
+        return d;
     }
 
     /** Array {@code which} (0 or 1) of the current work item's floats, its first {@code count} elements zero. */
@@ -55,6 +63,7 @@ public final class Scratch {
         return all[which];
     }
 
+    /** count, or twice the current size if that is larger (geometric growth), within a Java array. */
     private static int size(long count, int current) {
         if (count > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("scratch: " + count + " elements exceed a Java array");

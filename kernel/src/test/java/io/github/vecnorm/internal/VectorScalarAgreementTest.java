@@ -19,7 +19,8 @@ import org.junit.jupiter.api.Test;
  * The BatchNorm bodies run on the Vector API primitives and on the scalar twin agree: each result of
  * either is within its {@link ErrorModel} bound of the double reference, so the two differ by at most
  * the sum of the two bounds. Element-wise passes with the same coefficients (inference forward and
- * backward dx) must agree bit for bit. Skipped where the Vector API cannot be loaded (the 'scalar'
+ * backward dx) must agree bit for bit, and so must everything on the column path (small S), whose
+ * columns go through the same float operations in both. Skipped where the Vector API cannot be loaded (the 'scalar'
  * surefire execution).
  */
 class VectorScalarAgreementTest {
@@ -42,10 +43,19 @@ class VectorScalarAgreementTest {
             t.data(k, st, eps);
             try (Arena arena = Arena.ofConfined()) {
                 Out ov = training(arena, vector, k, d, factor), os = training(arena, scalar, k, d, factor);
+                boolean columns = BatchNormOps.columnPath(n, cs, s);
+                if (columns) {
+                    // the same float operations on every column, the same double finishing: the same bits
+                    assertArrayEquals(os.mean, ov.mean, "column path saveMean, vector vs scalar: " + k);
+                    assertArrayEquals(os.invstd, ov.invstd, "column path saveInvstd, vector vs scalar: " + k);
+                    assertArrayEquals(os.rm, ov.rm, "column path runningMean, vector vs scalar: " + k);
+                    assertArrayEquals(os.rv, ov.rv, "column path runningVar, vector vs scalar: " + k);
+                    assertArrayEquals(os.y, ov.y, "column path y, vector vs scalar: " + k);
+                }
                 for (int c = 0; c < cs; c++) {
-                    ErrorModel.StatBounds bv = mv.stats(m, st.range()[c], st.var()[c], eps);
-                    ErrorModel.StatBounds bs = ms.stats(m, st.range()[c], st.var()[c], eps);
-                    double mu = st.mean()[c], inv = st.invstd()[c];
+                    double mu = st.mean()[c], inv = st.invstd()[c], first = x[Reference.at(0, c, 0, cs, s)];
+                    ErrorModel.StatBounds bv = mv.stats(n, cs, s, st.range()[c], st.var()[c], eps, mu, first);
+                    ErrorModel.StatBounds bs = ms.stats(n, cs, s, st.range()[c], st.var()[c], eps, mu, first);
                     String in = "channel " + c + " of " + k;
                     t.close("saveMean", c, ov.mean[c], os.mean[c], mv.saveMean(bv, mu) + ms.saveMean(bs, mu), in);
                     t.close("saveInvstd", c, ov.invstd[c], os.invstd[c], mv.saveInvstd(bv, inv) + ms.saveInvstd(bs, inv), in);
@@ -71,6 +81,11 @@ class VectorScalarAgreementTest {
                 MemorySegment gs = TestData.copyOf(arena, d.gamma);
                 MemorySegment sm = TestData.copyOf(arena, os.mean), si = TestData.copyOf(arena, os.invstd);
                 float[][] gv = backward(arena, vector, k, dys, xs, gs, sm, si), gsc = backward(arena, scalar, k, dys, xs, gs, sm, si);
+                if (columns) {
+                    assertArrayEquals(gsc[0], gv[0], "column path dx, vector vs scalar: " + k);
+                    assertArrayEquals(gsc[1], gv[1], "column path dgamma, vector vs scalar: " + k);
+                    assertArrayEquals(gsc[2], gv[2], "column path dbeta, vector vs scalar: " + k);
+                }
                 double[] mean = Reference.widen(os.mean), invF = Reference.widen(os.invstd);
                 Reference.Grads ref = Reference.backward(n, cs, s, Reference.widen(d.dy), x, Reference.widen(d.gamma), mean, invF);
                 for (int c = 0; c < cs; c++) {
@@ -84,8 +99,8 @@ class VectorScalarAgreementTest {
                             bb.add(d.dy[j] * (x[j] - mean[c]));
                         }
                     }
-                    ErrorModel.SumBounds sv = mv.sums(m, absDy.value(), absDyXc.value());
-                    ErrorModel.SumBounds ss = ms.sums(m, absDy.value(), absDyXc.value());
+                    ErrorModel.SumBounds sv = mv.sums(n, cs, s, absDy.value(), absDyXc.value());
+                    ErrorModel.SumBounds ss = ms.sums(n, cs, s, absDy.value(), absDyXc.value());
                     String in = "channel " + c + " of " + k;
                     t.close("dgamma", c, gv[1][c], gsc[1][c], ErrorModel.dgamma(sv, invF[c], ref.dgamma()[c])
                             + ErrorModel.dgamma(ss, invF[c], ref.dgamma()[c]), in);

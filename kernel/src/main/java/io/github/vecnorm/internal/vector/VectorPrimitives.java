@@ -649,4 +649,97 @@ public final class VectorPrimitives implements Primitives {
             out.set(F, outOff + i * B, o);
         }
     }
+
+    // --- column primitives (BatchNorm with small S)
+
+    private static FloatVector at(float[] a, int i) {
+        return FloatVector.fromArray(SPECIES, a, i);
+    }
+
+    @Override
+    public void columnMoments(MemorySegment x, long xOff, int rows, int len, long stride, float[] shift, int shiftOff,
+                              float[] sum, float[] sumSq, int accOff) {
+        // element-wise accumulation into the caller's columns: no lane reduction, so bits match the twin
+        int bound = SPECIES.loopBound(len);
+        for (int r = 0; r < rows; r++) {
+            long base = xOff + r * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                FloatVector v = load(x, base + i * B).sub(at(shift, shiftOff + i));
+                at(sum, accOff + i).add(v).intoArray(sum, accOff + i);
+                v.fma(v, at(sumSq, accOff + i)).intoArray(sumSq, accOff + i);
+            }
+            // scalar tail: the same operations as the lanes
+            for (; i < len; i++) {
+                float v = x.get(F, base + i * B) - shift[shiftOff + i];
+                sum[accOff + i] += v;
+                sumSq[accOff + i] = Math.fma(v, v, sumSq[accOff + i]);
+            }
+        }
+    }
+
+    @Override
+    public void columnCenteredSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, int rows, int len,
+                                   long stride, float[] center, int cOff, float[] sumDy, float[] sumDyXc, int accOff) {
+        int bound = SPECIES.loopBound(len);
+        for (int r = 0; r < rows; r++) {
+            long db = dyOff + r * stride, xb = xOff + r * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                FloatVector g = load(dy, db + i * B);
+                at(sumDy, accOff + i).add(g).intoArray(sumDy, accOff + i);
+                g.fma(load(x, xb + i * B).sub(at(center, cOff + i)), at(sumDyXc, accOff + i)).intoArray(sumDyXc, accOff + i);
+            }
+            // scalar tail: the same operations as the lanes
+            for (; i < len; i++) {
+                float g = dy.get(F, db + i * B);
+                sumDy[accOff + i] += g;
+                sumDyXc[accOff + i] = Math.fma(g, x.get(F, xb + i * B) - center[cOff + i], sumDyXc[accOff + i]);
+            }
+        }
+    }
+
+    @Override
+    public void columnAffine(MemorySegment x, long xOff, MemorySegment y, long yOff, int rows, int len, long stride,
+                             float[] coef, int off, int cStride) {
+        int bound = SPECIES.loopBound(len);
+        for (int r = 0; r < rows; r++) {
+            long xb = xOff + r * stride, yb = yOff + r * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                int k = off + i;
+                load(x, xb + i * B).sub(at(coef, k)).fma(at(coef, k + cStride), at(coef, k + 2 * cStride))
+                        .intoMemorySegment(y, yb + i * B, ORDER);
+            }
+            // scalar tail: the same fma as the vector lanes, so both give the same bits
+            for (; i < len; i++) {
+                int k = off + i;
+                y.set(F, yb + i * B, Math.fma(x.get(F, xb + i * B) - coef[k], coef[k + cStride], coef[k + 2 * cStride]));
+            }
+        }
+    }
+
+    @Override
+    public void columnGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                                int rows, int len, long stride, float[] coef, int off, int cStride) {
+        int bound = SPECIES.loopBound(len);
+        for (int r = 0; r < rows; r++) {
+            long db = dyOff + r * stride, xb = xOff + r * stride, ob = dxOff + r * stride;
+            int i = 0;
+            for (; i < bound; i += L) {
+                int k = off + i;
+                FloatVector t = at(coef, k + cStride).fma(load(x, xb + i * B).sub(at(coef, k + 2 * cStride)),
+                        at(coef, k + 3 * cStride));
+                at(coef, k).fma(load(dy, db + i * B), t).intoMemorySegment(dx, ob + i * B, ORDER);
+            }
+            // scalar tail: the same operations as the lanes
+            for (; i < len; i++) {
+                int k = off + i;
+                float g = dy.get(F, db + i * B);
+                float v = x.get(F, xb + i * B);
+                dx.set(F, ob + i * B, Math.fma(coef[k], g,
+                        Math.fma(coef[k + cStride], v - coef[k + 2 * cStride], coef[k + 3 * cStride])));
+            }
+        }
+    }
 }
