@@ -10,6 +10,7 @@ import static org.quicktheories.generators.Generate.pick;
 
 import io.github.vecnorm.Cases.Case;
 import io.github.vecnorm.Cases.Data;
+import io.github.vecnorm.internal.Kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -201,6 +202,23 @@ class LpBatchNormTest {
         if (!(err <= tol) && !(Double.isNaN(expected) && Float.isNaN(actual))) {
             fail(what + ": got " + actual + ", expected " + expected + " (error " + err + " > tolerance " + tol
                     + ") at " + where);
+        }
+    }
+
+    /**
+     * Runs of one vector and one float, many of them, with dy constant per channel: the vector reductions
+     * must flush a run's last vector into their blocks like any other (a float lane that took one value
+     * per run, never flushed, went past the bound here: the error of adding a constant does not cancel).
+     */
+    @Test
+    void runsOfOneVectorAndOneFloatStayWithinTheBounds() {
+        int lanes = Kernels.primitives().lanes();
+        Map<String, Integer> seen = new TreeMap<>();
+        for (long seed = 1; seed <= 3; seed++) {
+            Cases.Recipe r = new Cases.Recipe(0, 1, 0, 0, 3, 1e-5, 2, 0.1, 0, 0, 7, seed);
+            for (double p : List.of(1.0, 2.0, INF)) {
+                check(new Case(new long[] {1963, 8, lanes + 1}, r), p, seen);
+            }
         }
     }
 

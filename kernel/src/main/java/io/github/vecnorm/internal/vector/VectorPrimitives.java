@@ -159,13 +159,25 @@ public final class VectorPrimitives implements Primitives {
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride;
             int i = 0;
-            for (; i < bound2; i += 2 * L) {
-                FloatVector d0 = load(x, base + i * B).sub(cv), d1 = load(x, base + i * B + VB).sub(cv);
-                s0 = s0.add(d0);
-                s1 = s1.add(d1);
-                q0 = d0.fma(d0, q0);
-                q1 = d1.fma(d1, q1);
-                if (++steps == FLUSH_PAIRS) {
+            do {
+                // a block is at most FLUSH_PAIRS steps, counted across runs, the last vector of a run included
+                int stop = Math.min(bound2, i + (FLUSH_PAIRS - steps) * 2 * L);
+                steps += (stop - i) / (2 * L);
+                for (; i < stop; i += 2 * L) {
+                    FloatVector d0 = load(x, base + i * B).sub(cv), d1 = load(x, base + i * B + VB).sub(cv);
+                    s0 = s0.add(d0);
+                    s1 = s1.add(d1);
+                    q0 = d0.fma(d0, q0);
+                    q1 = d1.fma(d1, q1);
+                }
+                if (i == bound2 && i < bound1) {
+                    FloatVector d0 = load(x, base + i * B).sub(cv);
+                    s0 = s0.add(d0);
+                    q0 = d0.fma(d0, q0);
+                    i += L;
+                    steps++;
+                }
+                if (steps >= FLUSH_PAIRS) {
                     sum += treeSum(s0.add(s1));
                     squares += treeSum(q0.add(q1));
                     s0 = zero;
@@ -174,12 +186,7 @@ public final class VectorPrimitives implements Primitives {
                     q1 = zero;
                     steps = 0;
                 }
-            }
-            for (; i < bound1; i += L) {
-                FloatVector d0 = load(x, base + i * B).sub(cv);
-                s0 = s0.add(d0);
-                q0 = d0.fma(d0, q0);
-            }
+            } while (i < bound2);
             // scalar tail: the difference in float like the lanes, summed in double
             for (; i < len; i++) {
                 double d = x.get(F, base + i * B) - c;
@@ -224,14 +231,26 @@ public final class VectorPrimitives implements Primitives {
         for (long r = 0; r < runs; r++) {
             long db = dyOff + r * stride, xb = xOff + r * stride;
             int i = 0;
-            for (; i < bound2; i += 2 * L) {
-                FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
-                FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
-                s0 = s0.add(g0);
-                s1 = s1.add(g1);
-                t0 = g0.fma(x0, t0);
-                t1 = g1.fma(x1, t1);
-                if (++steps == FLUSH_PAIRS) {
+            do {
+                // a block is at most FLUSH_PAIRS steps, counted across runs, the last vector of a run included
+                int stop = Math.min(bound2, i + (FLUSH_PAIRS - steps) * 2 * L);
+                steps += (stop - i) / (2 * L);
+                for (; i < stop; i += 2 * L) {
+                    FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
+                    FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
+                    s0 = s0.add(g0);
+                    s1 = s1.add(g1);
+                    t0 = g0.fma(x0, t0);
+                    t1 = g1.fma(x1, t1);
+                }
+                if (i == bound2 && i < bound1) {
+                    FloatVector g0 = load(dy, db + i * B);
+                    s0 = s0.add(g0);
+                    t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
+                    i += L;
+                    steps++;
+                }
+                if (steps >= FLUSH_PAIRS) {
                     // a float lane's rounding error grows with what it has added: two levels keep it
                     // to a block's worth
                     sTot = sTot.add(s0.add(s1));
@@ -242,12 +261,7 @@ public final class VectorPrimitives implements Primitives {
                     t1 = zero;
                     steps = 0;
                 }
-            }
-            for (; i < bound1; i += L) {
-                FloatVector g0 = load(dy, db + i * B);
-                s0 = s0.add(g0);
-                t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
-            }
+            } while (i < bound2);
             // scalar tail
             for (; i < len; i++) {
                 double g = dy.get(F, db + i * B);
@@ -317,14 +331,17 @@ public final class VectorPrimitives implements Primitives {
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         double tail = 0;
+        int steps = 0;
         int bound4 = len - len % (4 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride;
             int i = 0;
-            while (i < bound4) {
-                // into double every block: a float lane's rounding error grows with what it has added
-                int stop = Math.min(bound4, i + FLUSH_PAIRS * 2 * L);
+            do {
+                // into double every block (at most FLUSH_PAIRS/2 steps, counted across runs, a run's last
+                // vectors included): a float lane's rounding error grows with what it has added
+                int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
+                steps += (stop - i) / (4 * L);
                 for (; i < stop; i += 4 * L) {
                     long o = base + i * B;
                     FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
@@ -333,16 +350,22 @@ public final class VectorPrimitives implements Primitives {
                     a2 = v2.fma(v2, a2);
                     a3 = v3.fma(v3, a3);
                 }
-                tail += sumLanes(a0.add(a1).add(a2.add(a3)));
-                a0 = zero;
-                a1 = zero;
-                a2 = zero;
-                a3 = zero;
-            }
-            for (; i < bound1; i += L) {
-                FloatVector v0 = load(x, base + i * B);
-                a0 = v0.fma(v0, a0);
-            }
+                if (i == bound4) {
+                    for (; i < bound1; i += L) {
+                        FloatVector v0 = load(x, base + i * B);
+                        a0 = v0.fma(v0, a0);
+                        steps++;
+                    }
+                }
+                if (steps >= FLUSH_PAIRS / 2) {
+                    tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                    a0 = zero;
+                    a1 = zero;
+                    a2 = zero;
+                    a3 = zero;
+                    steps = 0;
+                }
+            } while (i < bound4);
             // scalar tail
             for (; i < len; i++) {
                 double v = x.get(F, base + i * B);
@@ -496,14 +519,17 @@ public final class VectorPrimitives implements Primitives {
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         double tail = 0;
+        int steps = 0;
         int bound4 = len - len % (4 * L);
         int bound1 = SPECIES.loopBound(len);
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride;
             int i = 0;
-            while (i < bound4) {
-                // into double every block: a float lane's rounding error grows with what it has added
-                int stop = Math.min(bound4, i + FLUSH_PAIRS * 2 * L);
+            do {
+                // into double every block (at most FLUSH_PAIRS/2 steps, counted across runs, a run's last
+                // vectors included): a float lane's rounding error grows with what it has added
+                int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
+                steps += (stop - i) / (4 * L);
                 for (; i < stop; i += 4 * L) {
                     long o = base + i * B;
                     a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
@@ -511,15 +537,21 @@ public final class VectorPrimitives implements Primitives {
                     a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
                     a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
                 }
-                tail += sumLanes(a0.add(a1).add(a2.add(a3)));
-                a0 = zero;
-                a1 = zero;
-                a2 = zero;
-                a3 = zero;
-            }
-            for (; i < bound1; i += L) {
-                a0 = a0.add(load(x, base + i * B).sub(cv).sub(c2v).abs());
-            }
+                if (i == bound4) {
+                    for (; i < bound1; i += L) {
+                        a0 = a0.add(load(x, base + i * B).sub(cv).sub(c2v).abs());
+                        steps++;
+                    }
+                }
+                if (steps >= FLUSH_PAIRS / 2) {
+                    tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                    a0 = zero;
+                    a1 = zero;
+                    a2 = zero;
+                    a3 = zero;
+                    steps = 0;
+                }
+            } while (i < bound4);
             // scalar tail: each term in float like the lanes, summed in double like the twin
             for (; i < len; i++) {
                 tail += Math.abs((x.get(F, base + i * B) - c) - c2);
