@@ -17,12 +17,20 @@ import io.github.vecnorm.internal.Primitives;
  * except with probability 2*exp(-lambda^2/2) = 2.5e-14 for lambda = 8. We use H(k) = min(k, 8*sqrt(k)),
  * and add L + a few for the lane reduction and merges.
  *
- * <p><b>Welford statistics</b> (shifted by the set's first value, so every shifted |v| <= R): the
- * mean moves by at most uA*R per step, so dMu = uA*(R*(H(k) + L + 8) + 3*sigma); the sum of squared
- * deviations has non-negative terms, so its relative error is uA*(H(k) + L + 16), and a mean that is off
- * by dMu moves it by at most 11*dMu*sigma*n + dMu^2*n (Cauchy-Schwarz over the Welford terms and the
- * merges): dVar = uA*var*(H(k) + L + 16) + 11*dMu*sigma + dMu^2. Then rstd = (var + eps)^-1/2 has
- * relative error rho = dVar / (2*(var + eps)) + rho^2 to second order.
+ * <p><b>Welford statistics</b> (sets too large for the caches; shifted by the set's first value x0, so every
+ * shifted |v| <= R): the mean moves by at most uA*R per step, so dMu = uA*(R*(H(k) + L + 8) + 3*sigma); the
+ * sum of squared deviations has non-negative terms, so its relative error is uA*(H(k) + L + 16), and a mean
+ * that is off by dMu moves it by at most 11*dMu*sigma*n + dMu^2*n (Cauchy-Schwarz over the Welford terms and
+ * the merges): dVar = uA*var*(H(k) + L + 16) + 11*dMu*sigma + dMu^2.
+ *
+ * <p><b>Sums about a shift</b> (sets that fit: Σd and Σd², d = fl(x - c), c = x0, or c = fl(mean) when x0 is
+ * more than two deviations out): |d| <= R, and fl(x - c) rounds by u|d| (exact in the scalar twin), so the
+ * mean's error is within the dMu above. Σd² has non-negative terms adding to n*(var + delta²),
+ * delta = mean - c, so its error is uA*(H(k) + L + 16)*n*(var + delta²) (2u of it for fl(d)²); the
+ * correction (Σd)²/n moves by 2*|delta|*dMu*n + dMu²*n: dVar = uA*(var + delta²)*(H(k) + L + 16)
+ * + 11*dMu*sigma + 2*|delta|*dMu + dMu², which covers Welford's too. delta = |mean - x0| unless the kernel
+ * certainly took the second pass (then delta <= dMu + u*(|mean| + dMu)). Then rstd = (var + eps)^-1/2 has relative error rho = dVar / (2*(var + eps))
+ * + rho^2 to second order.
  *
  * <p>Element-wise passes add their own float roundings, counted at each method. The reference is
  * within ~n*2^-52 relative of exact: {@link #REF} covers it.
@@ -64,7 +72,21 @@ final class FamilyBounds {
     /** Error of the kernel's (double) biased variance of a set. */
     double dVar(long n, FamilyReference.Stats st) {
         double dmu = dMu(n, st);
-        return uA * st.var() * (h(steps(n)) + lanes + 16) + 11 * dmu * st.sigma() + dmu * dmu + REF * st.var();
+        double fromFirst = Math.abs(st.mean() - st.first());
+        // kept the sums about x0: |mean - x0| = fromFirst
+        double aboutFirst = dVar(n, st, fromFirst, dmu);
+        // the kernel keeps them only when its |mean - x0| <= 2 of its sigmas; certainly not when even the
+        // least |mean - x0| and the largest variance its errors allow are on the other side. Then it
+        // summed about c = fl(mean'), |mean - c| <= dMu + u*(|mean| + dMu).
+        double least = fromFirst - dmu;
+        boolean reshifted = least > 0 && least * least > 4 * (st.var() + aboutFirst);
+        return reshifted ? dVar(n, st, dmu + U * (Math.abs(st.mean()) + dmu), dmu) : aboutFirst;
+    }
+
+    /** dVar of sums about a shift whose distance from the mean is at most {@code delta} (see the class comment). */
+    private double dVar(long n, FamilyReference.Stats st, double delta, double dmu) {
+        return uA * (st.var() + delta * delta) * (h(steps(n)) + lanes + 16) + 11 * dmu * st.sigma()
+                + 2 * delta * dmu + dmu * dmu + REF * st.var();
     }
 
     /** Relative error of the kernel's rstd before its float rounding. */

@@ -27,8 +27,8 @@ final class FamilyReference {
         }
     }
 
-    /** Exact statistics of one set: mean, biased variance, range. */
-    record Stats(double mean, double var, double range) {
+    /** Exact statistics of one set: mean, biased variance, range, and its first value (the kernels' shift). */
+    record Stats(double mean, double var, double range, double first) {
         double sigma() {
             return Math.sqrt(var);
         }
@@ -49,7 +49,7 @@ final class FamilyReference {
             double d = x[(int) i] - mean;
             q.add(d * d);
         }
-        return new Stats(mean, q.value() / len, hi - lo);
+        return new Stats(mean, q.value() / len, hi - lo, x[(int) from]);
     }
 
     /** Mean of squares of {@code x[from, from+len)}. */

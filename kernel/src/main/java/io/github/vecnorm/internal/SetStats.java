@@ -6,21 +6,28 @@ import java.lang.foreign.ValueLayout;
 /**
  * Moments of a set of strided runs (a row, a group, an instance, a channel), by the cheaper of two methods:
  * <ul>
- *   <li><b>Two passes</b> when the set fits in the caches ({@link #TWO_PASS_MAX_BYTES}): Σ(x - x0) about the
- *   set's first value gives a mean m1; then Σd and Σd² with d = x - c, c = fl(m1), give the mean c + Σd/n and
- *   M2 = Σd² - (Σd)²/n. Both passes are a subtraction, an add and at most an fma per vector, with no divide and
- *   no serial chain through a running mean, and the second pass reads from cache. |c - mean| is within a few
- *   units of rounding of the data's range, so the correction (Σd)²/n is tiny and M2 keeps float precision
- *   whatever the offset.</li>
+ *   <li><b>Sums about a value of the set</b> when it fits in the caches ({@link #TWO_PASS_MAX_BYTES}): Σd and
+ *   Σd², d = x - x0 about the set's first value, give the mean x0 + Σd/n and M2 = Σd² - (Σd)²/n. That is
+ *   the result when x0 lies within {@link #ONE_PASS_SIGMAS} standard deviations of the mean (nearly always
+ *   for real data); otherwise (x0 an outlier, the cancellation would cost too much) a second pass takes the
+ *   same sums about c = fl(mean), reading the set from cache, and |c - mean| is then within a few units of
+ *   rounding, so M2 keeps float precision whatever the offset. A pass is a subtraction, an add and an fma
+ *   per vector, with no divide and no serial chain through a running mean.</li>
  *   <li><b>Welford in one pass</b> ({@link BatchNormOps#shiftedMoments}) for a set too large for the caches,
  *   which would otherwise be read twice from memory.</li>
  * </ul>
- * Which one runs depends only on the set's size, so results do not depend on the thread count.
+ * Which one runs depends only on the set's size and values, so results do not depend on the thread count.
  */
 public final class SetStats {
 
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final long B = Float.BYTES;
+    /**
+     * The first pass's sums about x0 are kept when |mean - x0| <= this many standard deviations: their
+     * M2 = Σd² - (Σd)²/n then carries the rounding of Σd² = n*(var + (mean - x0)²), at most 1 + 2² times
+     * that of sums about the mean. Otherwise (x0 an outlier) the second pass, about fl(mean), runs.
+     */
+    static final double ONE_PASS_SIGMAS = 2;
     /** Largest set (bytes) read twice: half of a 1 MiB L2, so the second pass finds it there. */
     public static final long TWO_PASS_MAX_BYTES = 512 * 1024;
 
@@ -43,7 +50,14 @@ public final class SetStats {
         float x0 = x.get(F, off);
         CentredSums sums = new CentredSums();
         p.centredSums(x, off, n, (int) s, stride, x0, sums);
-        float c = (float) (x0 + sums.sum / count);
+        double dm = sums.sum / count;
+        double m2 = Math.max(0.0, sums.sumSquares - sums.sum * dm);
+        if (dm * dm <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * (m2 / count)) {
+            // x0 is near the mean: the sums about it lose at most a factor 1 + dm²/var to cancellation
+            acc.merge(count, x0 + dm, m2);
+            return;
+        }
+        float c = (float) (x0 + dm);
         p.centredSums(x, off, n, (int) s, stride, c, sums.reset());
         double meanOffset = sums.sum / count;
         acc.merge(count, c + meanOffset, Math.max(0.0, sums.sumSquares - sums.sum * meanOffset));
