@@ -269,8 +269,8 @@ public final class VectorPrimitives implements Primitives {
                 sumDyXc += g * (x.get(F, xb + i * B) - c);
             }
         }
-        acc.sumDy += sumDy + sumLanes(sTot.add(s0.add(s1)));
-        acc.sumDyXc += sumDyXc + sumLanes(tTot.add(t0.add(t1)));
+        acc.sumDy += sumDy + treeSum(sTot.add(s0.add(s1)));
+        acc.sumDyXc += sumDyXc + treeSum(tTot.add(t0.add(t1)));
     }
 
     @Override
@@ -358,7 +358,7 @@ public final class VectorPrimitives implements Primitives {
                     }
                 }
                 if (steps >= FLUSH_PAIRS / 2) {
-                    tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                    tail += treeSum(a0.add(a1).add(a2.add(a3)));
                     a0 = zero;
                     a1 = zero;
                     a2 = zero;
@@ -372,7 +372,7 @@ public final class VectorPrimitives implements Primitives {
                 tail += v * v;
             }
         }
-        return tail + sumLanes(a0.add(a1).add(a2.add(a3)));
+        return tail + treeSum(a0.add(a1).add(a2.add(a3)));
     }
 
     @Override
@@ -434,12 +434,15 @@ public final class VectorPrimitives implements Primitives {
                 t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
                 t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
             }
-            sumDy += sumLanes(s0.add(s1));
-            sumDyXc += sumLanes(t0.add(t1));
-            s0 = zero;
-            s1 = zero;
-            t0 = zero;
-            t1 = zero;
+            if (i < bound2) {
+                // more blocks follow (rows longer than a block): this one goes into double now
+                sumDy += treeSum(s0.add(s1));
+                sumDyXc += treeSum(t0.add(t1));
+                s0 = zero;
+                s1 = zero;
+                t0 = zero;
+                t1 = zero;
+            }
         }
         for (; i < bound1; i += L) {
             long o = i * B;
@@ -453,8 +456,8 @@ public final class VectorPrimitives implements Primitives {
             sumDy += g;
             sumDyXc += g * (x.get(F, xOff + i * B) - c);
         }
-        acc.sumDy += sumDy + sumLanes(s0.add(s1));
-        acc.sumDyXc += sumDyXc + sumLanes(t0.add(t1));
+        acc.sumDy += sumDy + treeSum(s0.add(s1));
+        acc.sumDyXc += sumDyXc + treeSum(t0.add(t1));
     }
 
     @Override
