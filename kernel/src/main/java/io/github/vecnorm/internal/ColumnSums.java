@@ -27,7 +27,7 @@ final class ColumnSums {
     /** Rows summed in float before a flush to double: float error grows with at most this many terms. */
     static final int ROW_BLOCK = 32;
     /** Bands aimed at: enough work items for the row pass fused with these sums ({@link RowGrads}). */
-    static final long TARGET_BANDS = 64;
+    static final long TARGET_BANDS = 32;
 
     private ColumnSums() {
     }
@@ -142,13 +142,20 @@ final class ColumnSums {
     static double[][] combine(double[] partG, double[] partB, long bands, long d, Loop loop) {
         double[] sumG = partG != null ? new double[(int) d] : null, sumB = partB != null ? new double[(int) d] : null;
         loop.forEach(ceilDiv(d, COLS), t -> {
-            long j0 = t * COLS, j1 = Math.min(d, j0 + COLS);
-            for (long j = j0; j < j1; j++) {
-                if (partG != null) sumG[(int) j] = sumOverBands(partG, bands, d, j);
-                if (partB != null) sumB[(int) j] = sumOverBands(partB, bands, d, j);
+            int j0 = (int) (t * COLS), j1 = (int) Math.min(d, j0 + COLS);
+            // band by band over contiguous columns (each column still adds its bands in band order, from 0)
+            for (long b = 0; b < bands; b++) {
+                int base = (int) (b * d);
+                if (partG != null) addInto(sumG, partG, base, j0, j1);
+                if (partB != null) addInto(sumB, partB, base, j0, j1);
             }
         });
         return new double[][] {sumG, sumB};
+    }
+
+    /** {@code sum[j] += part[base + j]} for j in [j0, j1). */
+    private static void addInto(double[] sum, double[] part, int base, int j0, int j1) {
+        for (int j = j0; j < j1; j++) sum[j] += part[base + j];
     }
 
     /** Writes column sums as floats into dgamma and dbeta (either may be null). */
@@ -159,11 +166,6 @@ final class ColumnSums {
         }
     }
 
-    private static double sumOverBands(double[] part, long bands, long d, long j) {
-        double s = 0;
-        for (long b = 0; b < bands; b++) s += part[(int) (b * d + j)];
-        return s;
-    }
 
     /** Adds a block's float sums to the band's double partials and clears them. */
     static void flush(float[] acc, double[] part, int base, int w) {

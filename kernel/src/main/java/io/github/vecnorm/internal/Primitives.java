@@ -153,4 +153,14 @@ public interface Primitives {
      */
     void columnGradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                          int rows, int len, long stride, float[] coef, int off, int cStride);
+
+    /**
+     * {@link #rowGradApply} and {@link #columnGradSums} of one run (a row) in one pass, with the same float
+     * operations as the two (so the same bits): {@code dx = p * w * dy + q * (x - c) + r},
+     * {@code sumDy[i] += dy[i]} and {@code sumDyXhat[i] += dy[i] * ((x[i] - c) * a)} from index 0; both
+     * arrays are required. dx may be dy (same offsets): each element of dy is read before its dx is written.
+     */
+    void rowGradApplyColumns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
+                             MemorySegment dx, long dxOff, int len, float p, float q, float c, float r, float a,
+                             float[] sumDy, float[] sumDyXhat);
 }

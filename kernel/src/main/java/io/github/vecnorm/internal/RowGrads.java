@@ -35,7 +35,10 @@ final class RowGrads {
         }
         // parameter gradients first: dx may overwrite dy
         ColumnSums.run(p, m, d, dy, x, center, scale, dgamma, dbeta, loop);
-        if (dx != null) loop.forEach(m, r -> rowDx(p, d, r, dy, x, gamma, at(center, r), scale.get(F, r * B), meanTerm, dx));
+        if (dx != null) {
+            loop.forEach(m, r -> rowDx(p, d, r, dy, x, gamma, at(center, r), scale.get(F, r * B), meanTerm, dx,
+                    new GradSums()));
+        }
     }
 
     private static float at(MemorySegment center, long r) {
@@ -53,12 +56,20 @@ final class RowGrads {
             float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
             float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
             long r0 = b * band, r1 = Math.min(m, r0 + band);
+            GradSums sums = new GradSums();
             for (long r = r0; r < r1; r++) {
                 float c = at(center, r), rs = scale.get(F, r * B);
                 long off = r * d * B;
-                // the column sums read dy before dx may overwrite it
-                p.columnGradSums(dy, off, x, off, w, c, rs, accB, accG, 0);
-                rowDx(p, d, r, dy, x, gamma, c, rs, meanTerm, dx);
+                if (gamma != null && accG != null && accB != null) {
+                    // one pass for dx and the column sums (each dy read before its dx is written)
+                    GradSums s = Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, sums.reset());
+                    p.rowGradApplyColumns(dy, off, x, off, gamma, 0, dx, off, w, rs, q(s, rs, d), c,
+                            k(s, rs, d, meanTerm), rs, accB, accG);
+                } else {
+                    // the column sums read dy before dx may overwrite it
+                    p.columnGradSums(dy, off, x, off, w, c, rs, accB, accG, 0);
+                    rowDx(p, d, r, dy, x, gamma, c, rs, meanTerm, dx, sums.reset());
+                }
                 if ((r - r0) % ColumnSums.ROW_BLOCK == ColumnSums.ROW_BLOCK - 1 || r == r1 - 1) {
                     ColumnSums.flush(accG, partG, base, w);
                     ColumnSums.flush(accB, partB, base, w);
@@ -68,22 +79,34 @@ final class RowGrads {
         ColumnSums.write(ColumnSums.combine(partG, partB, bands, d, loop), d, dgamma, dbeta);
     }
 
-    /** dx of one row from its center {@code c} and scale {@code rs}: sums, then the element-wise pass. */
+    /**
+     * dx of one row from its center {@code c} and scale {@code rs}: sums (into s, which starts at zero), then
+     * the element-wise pass.
+     */
     static void rowDx(Primitives p, long d, long r, MemorySegment dy, MemorySegment x, MemorySegment gamma,
-                      float c, double rs, boolean meanTerm, MemorySegment dx) {
+                      float c, double rs, boolean meanTerm, MemorySegment dx, GradSums s) {
         long off = r * d * B;
-        GradSums s = new GradSums();
         if (gamma == null) {
             Runs.gradSums(p, dy, off, x, off, d, c, s);
         } else {
             Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, s);
         }
-        float q = (float) (-rs * rs * rs * s.sumDyXc / d);
-        float k = meanTerm ? (float) (-rs * s.sumDy / d) : 0f;
+        float q = q(s, rs, d);
+        float k = k(s, rs, d, meanTerm);
         if (gamma == null) {
             Runs.gradApply(p, dy, off, x, off, dx, off, d, (float) rs, q, c, k);
         } else {
             Runs.rowGradApply(p, dy, off, x, off, gamma, 0, dx, off, d, (float) rs, q, c, k);
         }
+    }
+
+    /** dx's coefficient of (x - c): -rs³ * Σ g*(x - c) / d. */
+    private static float q(GradSums s, double rs, long d) {
+        return (float) (-rs * rs * rs * s.sumDyXc / d);
+    }
+
+    /** dx's constant: -rs * Σ g / d with the mean term (LayerNorm), 0 without (RMSNorm). */
+    private static float k(GradSums s, double rs, long d, boolean meanTerm) {
+        return meanTerm ? (float) (-rs * s.sumDy / d) : 0f;
     }
 }

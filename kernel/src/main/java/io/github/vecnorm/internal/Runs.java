@@ -47,12 +47,13 @@ final class Runs {
         for (long i = 0; i < len; i += MAX_PIECE) p.gradSums(dy, dyOff + i * B, x, xOff + i * B, 1, piece(len, i), 0, c, acc);
     }
 
-    /** {@code Σ w*dy} and {@code Σ w*dy*(x - c)} into acc; w read from byte {@code wOff} on. */
-    static void rowGradSums(Primitives p, MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w,
-                            long wOff, long len, float c, GradSums acc) {
+    /** {@code Σ w*dy} and {@code Σ w*dy*(x - c)} into acc (returned); w read from byte {@code wOff} on. */
+    static GradSums rowGradSums(Primitives p, MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w,
+                                long wOff, long len, float c, GradSums acc) {
         for (long i = 0; i < len; i += MAX_PIECE) {
             p.rowGradSums(dy, dyOff + i * B, x, xOff + i * B, w, wOff + i * B, piece(len, i), c, acc);
         }
+        return acc;
     }
 
     /** {@code dx = k*dy + q*(x - c) + r}. */
