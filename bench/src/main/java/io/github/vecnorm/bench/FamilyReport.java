@@ -81,8 +81,8 @@ final class FamilyReport {
                     .measurementIterations(6).measurementTime(TimeValue.milliseconds(200));
         } else {
             o.param("kernel", job.kernel().id()).param("impl", job.impls().toArray(String[]::new))
-                    .warmupIterations(2).warmupTime(TimeValue.milliseconds(250))
-                    .measurementIterations(3).measurementTime(TimeValue.milliseconds(200));
+                    .warmupIterations(4).warmupTime(TimeValue.milliseconds(250))
+                    .measurementIterations(4).measurementTime(TimeValue.milliseconds(200));
         }
         // another JMH run on this machine (a colleague's benchmark) holds JMH's lock: wait for it rather than
         // lose the job, or time against it
@@ -146,7 +146,54 @@ final class FamilyReport {
                 sb.append('\n');
             }
         }
-        sb.append('\n').append(vectorVsPeers(rows)).append('\n');
+        sb.append('\n').append(targets(rows, threads)).append('\n').append(vectorVsPeers(rows)).append('\n');
+        return sb.toString();
+    }
+
+    /** The family's targets: roofline fraction of the vector kernel, 1 thread (forward 0.80, backward 0.75). */
+    static double target(FamilyKernel k) {
+        return k.trafficFactor() == 3 ? 0.75 : 0.80;
+    }
+
+    /** Peers the family's targets name: vecnorm must be faster than these wherever they have the kernel. */
+    static final List<String> TARGET_PEERS = List.of("libtorch", "onednn");
+
+    /**
+     * vector at each kernel's headline shape against the family's targets: its roofline fraction at 1 thread,
+     * and its speedup over libtorch and oneDNN (peer time / vector time) at every thread count measured.
+     */
+    static String targets(List<Report.Row> rows, List<Integer> threads) {
+        StringBuilder sb = new StringBuilder("vecnorm (vector) against the family's targets, headline shapes: roofline ")
+                .append("fraction at 1 thread (forward >= 0.80, backward >= 0.75), and faster than libtorch and oneDNN ")
+                .append("where they have the kernel, at every thread count (speedup = peer time / vector time, > 1 to meet it):\n\n")
+                .append("| kernel | roofline (1 thread) | target |");
+        for (String peer : TARGET_PEERS) for (int t : threads) sb.append(" vs ").append(peer).append(", ").append(t).append(" |");
+        sb.append(" |\n|---|---:|---:|");
+        for (int i = 0; i < TARGET_PEERS.size() * threads.size(); i++) sb.append("---:|");
+        sb.append("---|\n");
+        for (FamilyKernel k : FamilyKernel.values()) {
+            Report.Row v1 = find(rows, k, Impls.VECTOR, 1);
+            boolean met = v1 != null && v1.rooflineFraction() >= target(k);
+            sb.append(String.format(Locale.ROOT, "| %s | %s | >= %.2f |", k.id(), v1 == null ? "-" : frac(v1), target(k)));
+            for (String peer : TARGET_PEERS) {
+                for (int t : threads) {
+                    Report.Row v = find(rows, k, Impls.VECTOR, t), r = find(rows, k, peer, t);
+                    if (r == null) {
+                        sb.append(" - |");
+                        continue;
+                    }
+                    if (v == null) {
+                        met = false;
+                        sb.append(" ? |");
+                        continue;
+                    }
+                    double speedup = r.msPerOp() / v.msPerOp();
+                    met &= speedup > 1;
+                    sb.append(String.format(Locale.ROOT, " %.2fx |", speedup));
+                }
+            }
+            sb.append(v1 == null ? " not measured |" : met ? " met |" : " not met |").append('\n');
+        }
         return sb.toString();
     }
 
@@ -156,10 +203,10 @@ final class FamilyReport {
                 .append("(speedup = peer time / vector time):\n\n| kernel | vector roofline | peer | peer roofline | speedup |\n")
                 .append("|---|---:|---|---:|---:|\n");
         for (FamilyKernel k : FamilyKernel.values()) {
-            Report.Row v = find(rows, k, Impls.VECTOR);
+            Report.Row v = find(rows, k, Impls.VECTOR, 1);
             for (String peer : FamilyImpl.ALL) {
                 if (peer.equals(Impls.SCALAR) || peer.equals(Impls.VECTOR)) continue;
-                Report.Row r = find(rows, k, peer);
+                Report.Row r = find(rows, k, peer, 1);
                 if (r == null) continue;
                 sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s |%n", k.id(), v == null ? "-" : frac(v), peer,
                         frac(r), v == null ? "-" : String.format(Locale.ROOT, "%.2fx", r.msPerOp() / v.msPerOp())));
@@ -172,9 +219,10 @@ final class FamilyReport {
         return Double.isNaN(r.rooflineFraction()) ? "-" : String.format(Locale.ROOT, "%.2f", r.rooflineFraction());
     }
 
-    private static Report.Row find(List<Report.Row> rows, FamilyKernel k, String impl) {
+    private static Report.Row find(List<Report.Row> rows, FamilyKernel k, String impl, int threads) {
         for (Report.Row r : rows) {
-            if (r.kernel().equals(k.id()) && r.shape().equals(k.headline()) && r.impl().equals(impl) && r.threads() == 1) {
+            if (r.kernel().equals(k.id()) && r.shape().equals(k.headline()) && r.impl().equals(impl)
+                    && r.threads() == threads) {
                 return r;
             }
         }

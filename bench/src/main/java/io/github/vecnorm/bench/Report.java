@@ -147,6 +147,7 @@ public final class Report {
         System.out.println(table);
         String targets = targets(rows);
         System.out.println(targets);
+        System.out.println(FamilyReport.targets(rows, threads));
         if (!skipped.isEmpty()) {
             System.out.println("Skipped:");
             for (String s : skipped) System.out.println("  - " + s);

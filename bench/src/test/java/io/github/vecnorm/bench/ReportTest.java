@@ -60,6 +60,34 @@ class ReportTest {
     }
 
     @Test
+    void familyTargetsNeedTheRooflineAndEveryNamedPeerBeatenAtEveryThreadCount() {
+        String ln = FamilyKernel.LAYERNORM_FORWARD.headline(), rms = FamilyKernel.RMSNORM_BACKWARD.headline();
+        List<Report.Row> rows = Report.derive(List.of(
+                new Report.Measured("copy", ln, "copy", 1, 0.001, 0),
+                new Report.Measured("copy", ln, "copy", 2, 0.0005, 0),
+                new Report.Measured("copy", rms, "copy", 1, 0.001, 0),
+                // layernorm.forward: roofline 1.0 at 1 thread, faster than libtorch at 1 and 2 threads, slower
+                // than onednn at 2 threads: not met
+                new Report.Measured("layernorm.forward", ln, "vector", 1, 0.001, 0),
+                new Report.Measured("layernorm.forward", ln, "vector", 2, 0.0006, 0),
+                new Report.Measured("layernorm.forward", ln, "libtorch", 1, 0.002, 0),
+                new Report.Measured("layernorm.forward", ln, "libtorch", 2, 0.001, 0),
+                new Report.Measured("layernorm.forward", ln, "onednn", 1, 0.0015, 0),
+                new Report.Measured("layernorm.forward", ln, "onednn", 2, 0.0005, 0),
+                // rmsnorm.backward: no peer; 3 x bytes in 1.5 copies' time = 1.0 >= 0.75: met
+                new Report.Measured("rmsnorm.backward", rms, "vector", 1, 0.0015, 0)));
+        String table = FamilyReport.targets(rows, List.of(1, 2));
+        String lnLine = line(table, "| layernorm.forward |"), rmsLine = line(table, "| rmsnorm.backward |");
+        assertTrue(lnLine.contains("2.00x") && lnLine.contains("0.83x") && lnLine.endsWith("| not met |"), lnLine);
+        assertTrue(rmsLine.contains("1.00") && rmsLine.contains(">= 0.75") && rmsLine.endsWith("| met |"), rmsLine);
+        assertTrue(line(table, "| groupnorm.forward |").endsWith("| not measured |"), table);
+    }
+
+    private static String line(String table, String start) {
+        return table.lines().filter(l -> l.startsWith(start)).findFirst().orElseThrow(() -> new AssertionError(table));
+    }
+
+    @Test
     void smallTimesKeepTheirDigits() {
         assertEquals("0.00000901", Report.ms(0.00000901));
         assertEquals("0.0125", Report.ms(0.0125));
