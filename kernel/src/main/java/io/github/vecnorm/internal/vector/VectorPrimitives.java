@@ -338,8 +338,8 @@ public final class VectorPrimitives implements Primitives {
             long base = off + r * stride;
             int i = 0;
             do {
-                // into double every block (at most FLUSH_PAIRS/2 steps, counted across runs, a run's last
-                // vectors included): a float lane's rounding error grows with what it has added
+                // into double every block of FLUSH_PAIRS/2 steps (plus at most 3 vectors at a run's end),
+                // counted across runs: a float lane's rounding error grows with what it has added
                 int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
                 steps += (stop - i) / (4 * L);
                 for (; i < stop; i += 4 * L) {
@@ -529,8 +529,8 @@ public final class VectorPrimitives implements Primitives {
             long base = off + r * stride;
             int i = 0;
             do {
-                // into double every block (at most FLUSH_PAIRS/2 steps, counted across runs, a run's last
-                // vectors included): a float lane's rounding error grows with what it has added
+                // into double every block of FLUSH_PAIRS/2 steps (plus at most 3 vectors at a run's end),
+                // counted across runs: a float lane's rounding error grows with what it has added
                 int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
                 steps += (stop - i) / (4 * L);
                 for (; i < stop; i += 4 * L) {
