@@ -146,7 +146,7 @@ public final class BatchNormOps {
                                      MemorySegment runMean, MemorySegment runVar, double factor, double eps,
                                      float[] coef) {
         long off = c * s * B, stride = cs * s * B;
-        Moments acc = new Moments();
+        Moments acc = Scratch.task().moments.reset();
         shiftedMoments(p, x, off, n, s, stride, acc);
         finishStats(c, acc.mean(), acc.m2(), acc.count(), gamma, beta, saveMean, saveInvstd, runMean, runVar,
                 factor, eps, coef);
@@ -216,7 +216,7 @@ public final class BatchNormOps {
         long off = c * s * B, stride = cs * s * B;
         float mean = saveMean.get(F, c * B);
         double invstd = saveInvstd.get(F, c * B);
-        GradSums sums = new GradSums();
+        GradSums sums = Scratch.task().grads.reset();
         gradSums(p, dy, off, x, off, n, s, stride, mean, sums);
         finishBackward(c, sums.sumDy, sums.sumDyXc, (double) n * s, mean, invstd, gamma, dgamma, dbeta, coef);
     }
@@ -245,7 +245,7 @@ public final class BatchNormOps {
                                              MemorySegment runMean, MemorySegment runVar, double eps,
                                              MemorySegment dgamma, MemorySegment dbeta) {
         long off = c * s * B, stride = cs * s * B;
-        GradSums sums = new GradSums();
+        GradSums sums = Scratch.task().grads.reset();
         gradSums(p, dy, off, x, off, n, s, stride, runMean.get(F, c * B), sums);
         finishInferenceSums(c, sums.sumDy, sums.sumDyXc, runVar, eps, dgamma, dbeta);
     }

@@ -68,8 +68,9 @@ public final class GroupNormOps {
                                      boolean expanded, MemorySegment mean, MemorySegment rstd,
                                      double eps, double[] unbiased) {
         long cg = c / g, len = cg * s, off = k * len * B;
-        Moments acc = new Moments();
-        SetStats.moments(p, x, off, 1, len, 0, acc);
+        Scratch.Task task = Scratch.task();
+        Moments acc = task.moments.reset();
+        SetStats.moments(p, x, off, 1, len, 0, acc, task.centred);
         double mu = acc.mean();
         double rs = 1.0 / Math.sqrt(Math.max(acc.varBiased(), 0.0) + eps);
         float muF = (float) mu;
@@ -113,8 +114,9 @@ public final class GroupNormOps {
         }
         // per-(n, c) sums are needed for the parameter gradients, and for dx when gamma varies inside a group
         boolean perChannel = gamma != null || dgamma != null || dbeta != null;
-        double[] sumDy = perChannel ? new double[(int) (n * c)] : null;
-        double[] sumDyXc = perChannel ? new double[(int) (n * c)] : null;
+        // every element is written by its group before it is read
+        double[] sumDy = perChannel ? Scratch.doubles(0, n * c) : null;
+        double[] sumDyXc = perChannel ? Scratch.doubles(1, n * c) : null;
         loop.forEach(n * g, k -> backwardGroup(p, c, s, g, k, dy, x, gamma, mean, rstd, dx, sumDy, sumDyXc));
         if (dgamma == null && dbeta == null) return;
         long cg = c / g;
@@ -138,11 +140,11 @@ public final class GroupNormOps {
         float mu = mean.get(F, k * B);
         double rs = rstd.get(F, k * B);
         double sg = 0, sgx = 0; // Σ gamma*dy and Σ gamma*dy*(x - mean) over the group
+        GradSums acc = Scratch.task().grads;
         if (sumDy != null) {
             for (long j = 0; j < cg; j++) {
-                GradSums acc = new GradSums();
                 long o = off + j * s * B;
-                Runs.gradSums(p, dy, o, x, o, s, mu, acc);
+                Runs.gradSums(p, dy, o, x, o, s, mu, acc.reset());
                 sumDy[(int) (row + c0 + j)] = acc.sumDy;
                 sumDyXc[(int) (row + c0 + j)] = acc.sumDyXc;
                 double w = at(gamma, c0 + j, 1f);
@@ -150,8 +152,7 @@ public final class GroupNormOps {
                 sgx += w * acc.sumDyXc;
             }
         } else {
-            GradSums acc = new GradSums();
-            Runs.gradSums(p, dy, off, x, off, len, mu, acc);
+            Runs.gradSums(p, dy, off, x, off, len, mu, acc.reset());
             sg = acc.sumDy;
             sgx = acc.sumDyXc;
         }
@@ -190,7 +191,7 @@ public final class GroupNormOps {
             long off = k * len * B, wOff = (k % g) * len * B;
             float mu = mean.get(F, k * B);
             double rs = rstd.get(F, k * B);
-            GradSums acc = new GradSums();
+            GradSums acc = Scratch.task().grads.reset();
             if (ge == null) {
                 Runs.gradSums(p, dy, off, x, off, len, mu, acc);
             } else {

@@ -27,11 +27,12 @@ public final class LayerNormOps {
             long r0 = k * band, r1 = Math.min(m, r0 + band);
             // software pipelined: the statistics of row r + 1 are taken before row r is written, so the
             // latency of their reductions overlaps the (independent) element-wise pass of row r
-            Moments acc = new Moments();
-            SetStats.moments(p, x, r0 * d * B, 1, d, 0, acc);
+            Scratch.Task task = Scratch.task();
+            Moments acc = task.moments.reset();
+            SetStats.moments(p, x, r0 * d * B, 1, d, 0, acc, task.centred);
             for (long r = r0; r < r1; r++) {
                 double mu = acc.mean(), var = acc.varBiased();
-                if (r + 1 < r1) SetStats.moments(p, x, (r + 1) * d * B, 1, d, 0, acc.reset());
+                if (r + 1 < r1) SetStats.moments(p, x, (r + 1) * d * B, 1, d, 0, acc.reset(), task.centred);
                 writeRow(p, d, r, x, y, gamma, beta, mean, rstd, eps, mu, var);
             }
         });

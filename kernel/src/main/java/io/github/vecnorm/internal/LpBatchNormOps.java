@@ -71,7 +71,8 @@ public final class LpBatchNormOps {
                       double eps, float[] coef) {
         long off = c * s * B, stride = cs * s * B;
         double m = (double) n * s;
-        Moments acc = new Moments();
+        Scratch.Task task = Scratch.task();
+        Moments acc = task.moments.reset();
         BatchNormOps.shiftedMoments(pr, x, off, n, s, stride, acc);
         double mean = acc.mean();
         float meanF = (float) mean;
@@ -79,11 +80,18 @@ public final class LpBatchNormOps {
         if (p == 1) {
             // |x - mean| with the mean as two floats: no first-order error from rounding the mean
             float lo = (float) (mean - meanF);
-            double[] sum = {0};
-            runs(off, n, s, stride, (o, r, len, st) -> sum[0] += pr.sumAbsDiff(x, o, r, len, st, meanF, lo));
-            spread = sum[0] / m;
+            double sum;
+            if (s <= BatchNormOps.MAX_RUN) {
+                // the usual case: no lambda, no array for the sum
+                sum = pr.sumAbsDiff(x, off, n, (int) s, stride, meanF, lo);
+            } else {
+                double[] parts = {0};
+                runs(off, n, s, stride, (o, r, len, st) -> parts[0] += pr.sumAbsDiff(x, o, r, len, st, meanF, lo));
+                sum = parts[0];
+            }
+            spread = sum / m;
         } else {
-            float[] mm = minMax(pr, x, off, n, s, stride);
+            float[] mm = minMax(pr, x, off, n, s, stride, task.minMax);
             spread = Math.max(mm[1] - mean, mean - mm[0]);
         }
         double inv = 1.0 / (spread + eps);
@@ -106,7 +114,8 @@ public final class LpBatchNormOps {
         long off = c * s * B, stride = cs * s * B;
         float meanF = saveMean.get(F, c * B);
         double inv = saveInvSpread.get(F, c * B);
-        GradSums sums = new GradSums();
+        Scratch.Task task = Scratch.task();
+        GradSums sums = task.grads.reset();
         BatchNormOps.gradSums(pr, dy, off, x, off, n, s, stride, meanF, sums);
         double sumDy = sums.sumDy, g = sums.sumDyXc * inv;
         if (dgamma != null) dgamma.set(F, c * B, (float) g);
@@ -116,10 +125,12 @@ public final class LpBatchNormOps {
         double k = BatchNormOps.at(gamma, c, 1f) * inv;
         int i = (int) (STEP_COEFS * c);
         coef[i] = (float) k;
-        long[] counts = new long[2];
+        long[] counts = task.counts;
+        counts[0] = 0;
+        counts[1] = 0;
         if (p == 1) {
             // sign(x - mean) = [x >= mean] - [x <= mean]
-            runs(off, n, s, stride, (o, r, len, st) -> pr.countSteps(x, o, r, len, st, meanF, meanF, counts));
+            countSteps(pr, x, off, n, s, stride, meanF, meanF, counts);
             double sumSign = counts[0] - counts[1];
             double q = -k * g / m;
             coef[i + 1] = (float) (-k * (sumDy - g * sumSign / m) / m);
@@ -128,8 +139,8 @@ public final class LpBatchNormOps {
             coef[i + 4] = meanF;
             coef[i + 5] = (float) -q;
         } else {
-            float[] mm = minMax(pr, x, off, n, s, stride);
-            runs(off, n, s, stride, (o, r, len, st) -> pr.countSteps(x, o, r, len, st, mm[1], mm[0], counts));
+            float[] mm = minMax(pr, x, off, n, s, stride, task.minMax);
+            countSteps(pr, x, off, n, s, stride, mm[1], mm[0], counts);
             // which extreme is farther from the (saved) mean; both when equally far
             double dMax = (double) mm[1] - meanF, dMin = meanF - (double) mm[0];
             boolean useMax = dMax >= dMin, useMin = dMin >= dMax;
@@ -144,10 +155,28 @@ public final class LpBatchNormOps {
         }
     }
 
-    private static float[] minMax(Primitives pr, MemorySegment x, long off, long n, long s, long stride) {
-        float[] mm = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
-        runs(off, n, s, stride, (o, r, len, st) -> pr.minMax(x, o, r, len, st, mm));
+    /** The minimum and maximum of a channel into {@code mm} (2 floats, overwritten), which it returns. */
+    private static float[] minMax(Primitives pr, MemorySegment x, long off, long n, long s, long stride, float[] mm) {
+        mm[0] = Float.POSITIVE_INFINITY;
+        mm[1] = Float.NEGATIVE_INFINITY;
+        if (s <= BatchNormOps.MAX_RUN) {
+            // the usual case: no lambda
+            pr.minMax(x, off, n, (int) s, stride, mm);
+        } else {
+            runs(off, n, s, stride, (o, r, len, st) -> pr.minMax(x, o, r, len, st, mm));
+        }
         return mm;
+    }
+
+    /** {@link Primitives#countSteps} over a channel, added into counts. */
+    private static void countSteps(Primitives pr, MemorySegment x, long off, long n, long s, long stride,
+                                   float hi, float lo, long[] counts) {
+        if (s <= BatchNormOps.MAX_RUN) {
+            // the usual case: no lambda
+            pr.countSteps(x, off, n, (int) s, stride, hi, lo, counts);
+        } else {
+            runs(off, n, s, stride, (o, r, len, st) -> pr.countSteps(x, o, r, len, st, hi, lo, counts));
+        }
     }
 
     private static void applySteps(Primitives pr, MemorySegment dy, MemorySegment x, MemorySegment dx,

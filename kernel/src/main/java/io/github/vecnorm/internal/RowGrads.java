@@ -35,10 +35,15 @@ final class RowGrads {
         }
         // parameter gradients first: dx may overwrite dy
         ColumnSums.run(p, m, d, dy, x, center, scale, dgamma, dbeta, loop);
-        if (dx != null) {
-            loop.forEach(m, r -> rowDx(p, d, r, dy, x, gamma, at(center, r), scale.get(F, r * B), meanTerm, dx,
-                    new GradSums()));
-        }
+        if (dx == null) return;
+        // bands of rows (a row's dx depends only on the row), so that a work item takes its scratch once
+        long band = LayerNormOps.band(d);
+        loop.forEach(ColumnSums.ceilDiv(m, band), b -> {
+            GradSums s = Scratch.task().grads;
+            for (long r = b * band, r1 = Math.min(m, r + band); r < r1; r++) {
+                rowDx(p, d, r, dy, x, gamma, at(center, r), scale.get(F, r * B), meanTerm, dx, s);
+            }
+        });
     }
 
     private static float at(MemorySegment center, long r) {
@@ -56,7 +61,7 @@ final class RowGrads {
             float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
             float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
             long r0 = b * band, r1 = Math.min(m, r0 + band);
-            GradSums sums = new GradSums();
+            GradSums sums = Scratch.task().grads;
             for (long r = r0; r < r1; r++) {
                 float c = at(center, r), rs = scale.get(F, r * B);
                 long off = r * d * B;
@@ -68,7 +73,7 @@ final class RowGrads {
                 } else {
                     // the column sums read dy before dx may overwrite it
                     p.columnGradSums(dy, off, x, off, w, c, rs, accB, accG, 0);
-                    rowDx(p, d, r, dy, x, gamma, c, rs, meanTerm, dx, sums.reset());
+                    rowDx(p, d, r, dy, x, gamma, c, rs, meanTerm, dx, sums);
                 }
                 if ((r - r0) % ColumnSums.ROW_BLOCK == ColumnSums.ROW_BLOCK - 1 || r == r1 - 1) {
                     ColumnSums.flush(accG, partG, base, w);
@@ -80,12 +85,13 @@ final class RowGrads {
     }
 
     /**
-     * dx of one row from its center {@code c} and scale {@code rs}: sums (into s, which starts at zero), then
-     * the element-wise pass.
+     * dx of one row from its center {@code c} and scale {@code rs}: sums (into {@code s}, scratch: reset
+     * here), then the element-wise pass.
      */
     static void rowDx(Primitives p, long d, long r, MemorySegment dy, MemorySegment x, MemorySegment gamma,
                       float c, double rs, boolean meanTerm, MemorySegment dx, GradSums s) {
         long off = r * d * B;
+        s.reset();
         if (gamma == null) {
             Runs.gradSums(p, dy, off, x, off, d, c, s);
         } else {

@@ -70,4 +70,30 @@ public final class Scratch {
         }
         return (int) Math.min(Integer.MAX_VALUE - 8, Math.max(count, 2L * current));
     }
+
+    private static final ThreadLocal<Task> TASK = ThreadLocal.withInitial(Task::new);
+
+    /**
+     * The accumulators of the work item running on the current thread (task scratch, like
+     * {@link #taskFloats}): valid until that item ends; each is reset by whoever takes it. A work item uses
+     * each field for one purpose at a time (nothing it calls takes the same field), so one object per
+     * thread replaces one per row, group or channel.
+     */
+    static Task task() {
+        return TASK.get();
+    }
+
+    /** A work item's accumulators: see {@link #task}. */
+    static final class Task {
+        /** A set's moments (LayerNorm rows, GroupNorm groups, BatchNorm and L_p channels). */
+        final Moments moments = new Moments();
+        /** The sums {@link SetStats#moments} takes (its own: callers hold {@link #moments}). */
+        final CentredSums centred = new CentredSums();
+        /** Backward sums of a row, group, channel or piece. */
+        final GradSums grads = new GradSums();
+        /** Step counts of the L_p backward ({@link Primitives#countSteps}). */
+        final long[] counts = new long[2];
+        /** Minimum and maximum of an L_p channel ({@link Primitives#minMax}). */
+        final float[] minMax = new float[2];
+    }
 }

@@ -39,8 +39,12 @@ public final class SetStats {
         return count * B <= TWO_PASS_MAX_BYTES;
     }
 
-    /** The moments of n runs of s floats, {@code stride} bytes apart, from byte {@code off}, merged into acc. */
-    public static void moments(Primitives p, MemorySegment x, long off, long n, long s, long stride, Moments acc) {
+    /**
+     * The moments of n runs of s floats, {@code stride} bytes apart, from byte {@code off}, merged into acc;
+     * {@code sums} is scratch (its content is overwritten).
+     */
+    public static void moments(Primitives p, MemorySegment x, long off, long n, long s, long stride, Moments acc,
+                               CentredSums sums) {
         if (!twoPass(n * s)) {
             BatchNormOps.shiftedMoments(p, x, off, n, s, stride, acc);
             return;
@@ -48,8 +52,7 @@ public final class SetStats {
         // the set is at most TWO_PASS_MAX_BYTES, so s fits an int
         double count = (double) n * s;
         float x0 = x.get(F, off);
-        CentredSums sums = new CentredSums();
-        p.centredSums(x, off, n, (int) s, stride, x0, sums);
+        p.centredSums(x, off, n, (int) s, stride, x0, sums.reset());
         double dm = sums.sum / count;
         double m2 = Math.max(0.0, sums.sumSquares - sums.sum * dm);
         if (dm * dm <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * (m2 / count)) {

@@ -49,7 +49,8 @@ public final class WeightNormOps {
                                MemorySegment w, MemorySegment norm, Loop loop) {
         boolean cols = columns(a, k, s);
         double[] ss = cols ? columnSums(p, a, k, s, v, v, loop) : pieceSums(p, a, k, s, v, v, loop);
-        float[] scale = new float[(int) k];
+        // the sums (scratch doubles) are read here, before the scratch floats are taken
+        float[] scale = Scratch.floats(k);
         for (int j = 0; j < k; j++) {
             double nrm = Math.sqrt(ss[j]);
             // no eps, as ATen: a zero slice gives g/0 = inf (or NaN) and then 0 * inf = NaN
@@ -58,7 +59,7 @@ public final class WeightNormOps {
         }
         if (cols) {
             Rows rows = new Rows(a, k * s);
-            float[] aCol = rows.perColumn(scale, s);
+            float[] aCol = rows.perColumn(scale, 0, s);
             loop.forEach(rows.superRows, r -> p.rowLinear(v, rows.off(r), null, 0, w, rows.off(r), rows.len(r), aCol, null, 0));
         } else {
             long per = perSlice(a, s);
@@ -82,19 +83,21 @@ public final class WeightNormOps {
         if (gradV == null && gradG == null) return;
         boolean cols = columns(a, k, s);
         double[] sums = cols ? columnSums(p, a, k, s, gradW, v, loop) : pieceSums(p, a, k, s, gradW, v, loop);
-        float[] ca = new float[(int) k], cb = new float[(int) k];
+        // coefficients a (floats 0..k-1) and b (k..2k-1) of the element-wise pass, in the scratch floats
+        float[] coef = Scratch.floats(2 * k);
+        int kb = (int) k;
         for (int j = 0; j < k; j++) {
             double nrm = norm.get(F, j * B);
             double gg = sums[j] / nrm;
             double sa = g.get(F, j * B) / nrm;
             if (gradG != null) gradG.set(F, j * B, (float) gg);
-            ca[j] = (float) sa;
-            cb[j] = (float) (-sa * gg / nrm);
+            coef[j] = (float) sa;
+            coef[kb + j] = (float) (-sa * gg / nrm);
         }
         if (gradV == null) return;
         if (cols) {
             Rows rows = new Rows(a, k * s);
-            float[] aCol = rows.perColumn(ca, s), bCol = rows.perColumn(cb, s);
+            float[] aCol = rows.perColumn(coef, 0, s), bCol = rows.perColumn(coef, kb, s);
             loop.forEach(rows.superRows, r -> p.rowLinear(gradW, rows.off(r), v, rows.off(r), gradV, rows.off(r),
                     rows.len(r), aCol, bCol, 0));
         } else {
@@ -104,7 +107,7 @@ public final class WeightNormOps {
                 for (long it = from; it < to; it++) {
                     int j = (int) (it / per);
                     pc.at(it);
-                    p.gradApply(gradW, pc.off, v, pc.off, gradV, pc.off, pc.runs, pc.len, pc.stride, ca[j], cb[j], 0f, 0f);
+                    p.gradApply(gradW, pc.off, v, pc.off, gradV, pc.off, pc.runs, pc.len, pc.stride, coef[j], coef[kb + j], 0f, 0f);
                 }
             });
         }
@@ -180,14 +183,18 @@ public final class WeightNormOps {
         }
     }
 
-    /** Σ x1*x2 per slice over the pieces (Σ x² when x1 == x2), partials added in piece order. */
+    /**
+     * Σ x1*x2 per slice over the pieces (Σ x² when x1 == x2), partials added in piece order; returned in the
+     * caller's scratch doubles (slot 1), valid until the call takes them again.
+     */
     private static double[] pieceSums(Primitives p, long a, long k, long s, MemorySegment x1, MemorySegment x2,
                                       Loop loop) {
         long per = perSlice(a, s);
-        double[] part = new double[Math.toIntExact(k * per)];
+        // every partial is written by its piece before it is read
+        double[] part = Scratch.doubles(0, Math.toIntExact(k * per));
         grouped(loop, k * per, group(a, s), (from, to) -> {
             Piece pc = new Piece(a, k, s);
-            GradSums acc = new GradSums();
+            GradSums acc = Scratch.task().grads;
             for (long it = from; it < to; it++) {
                 pc.at(it);
                 if (x1 == x2) {
@@ -198,7 +205,7 @@ public final class WeightNormOps {
                 }
             }
         });
-        double[] sums = new double[(int) k];
+        double[] sums = Scratch.doubles(1, k);
         for (int j = 0; j < k; j++) {
             double t = 0;
             for (long i = 0; i < per; i++) t += part[(int) (j * per + i)];
@@ -237,10 +244,13 @@ public final class WeightNormOps {
             return bands * width;
         }
 
-        /** Per-slice coefficients spread over the super-columns: column j of a row belongs to slice j / s. */
-        float[] perColumn(float[] perSlice, long s) {
+        /**
+         * Per-slice coefficients ({@code perSlice[from + slice]}) spread over the super-columns: column j of a
+         * row belongs to slice j / s.
+         */
+        float[] perColumn(float[] perSlice, int from, long s) {
             float[] c = new float[(int) width];
-            for (int j = 0; j < width; j++) c[j] = perSlice[(int) ((j % d) / s)];
+            for (int j = 0; j < width; j++) c[j] = perSlice[from + (int) ((j % d) / s)];
             return c;
         }
     }

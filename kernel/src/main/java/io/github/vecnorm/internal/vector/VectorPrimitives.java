@@ -31,6 +31,14 @@ public final class VectorPrimitives implements Primitives {
     private static final int FLUSH_PAIRS = 64;
     /** Doubles in a vector of the same size: a float vector's lanes convert into two of these. */
     private static final VectorSpecies<Double> DSPECIES = SPECIES.withLanes(double.class);
+    /** Lanes of {@link #DSPECIES}. */
+    private static final int DL = DSPECIES.length();
+    /**
+     * The thread's array for two vectors' lanes, where a reduction reads them in lane order without
+     * allocating (toArray allocates one a call): block flushes, the Welford lane merge. Used only inside one
+     * primitive call, which calls no other.
+     */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
     /** Shuffles of the double lane reduction: step j swaps blocks of DL/2^(j+1) lanes (i -> i xor block). */
     private static final VectorShuffle<Double>[] SWAPS = swaps();
 
@@ -127,14 +135,17 @@ public final class VectorPrimitives implements Primitives {
         if (c0 > 0) {
             // Lanes have equal counts c0 + 3cq: merged in double, in lane order (reduceLanes leaves the
             // order to the implementation, and the interpreter and C2 differ in the last bit).
+            // The lanes go through the thread's lane array (toArray would allocate one a call).
             double perLane = (double) c0 + 3.0 * cq;
-            float[] means = m0.toArray(), m2s = q0.toArray();
+            float[] lanes = LANES.get();
+            m0.intoArray(lanes, 0);
+            q0.intoArray(lanes, L);
             double mean = 0, m2all = 0;
-            for (float m : means) mean += m;
+            for (int l = 0; l < L; l++) mean += lanes[l];
             mean /= L;
             for (int l = 0; l < L; l++) {
-                double d = means[l] - mean;
-                m2all += m2s[l] + perLane * d * d;
+                double d = lanes[l] - mean;
+                m2all += lanes[L + l] + perLane * d * d;
             }
             acc.merge(perLane * L, mean + shift, m2all);
         }
@@ -152,6 +163,7 @@ public final class VectorPrimitives implements Primitives {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector s0 = zero, s1 = zero, q0 = zero, q1 = zero;
+        float[] lanes = null;
         int steps = 0;
         double sum = 0, squares = 0;
         int bound2 = len - len % (2 * L);
@@ -178,8 +190,13 @@ public final class VectorPrimitives implements Primitives {
                     steps++;
                 }
                 if (steps >= FLUSH_PAIRS) {
-                    sum += treeSum(s0.add(s1));
-                    squares += treeSum(q0.add(q1));
+                    // into double through the thread's lane array: a call here (a cold site) would not be
+                    // inlined, and the vector passed to it would be boxed
+                    if (lanes == null) lanes = LANES.get();
+                    s0.add(s1).intoArray(lanes, 0);
+                    q0.add(q1).intoArray(lanes, L);
+                    sum += laneSum(lanes, 0);
+                    squares += laneSum(lanes, L);
                     s0 = zero;
                     s1 = zero;
                     q0 = zero;
@@ -300,29 +317,77 @@ public final class VectorPrimitives implements Primitives {
     // --- row primitives (LayerNorm, RMSNorm)
 
     /**
-     * The lanes added in lane order, in double. reduceLanes(ADD) on floats leaves the order to the
-     * implementation, and the interpreter and C2 do differ: results would depend on the JIT's state.
-     * Small in C2's graph (a store and a scalar loop) at the cost of an array per call; see {@link #treeSum}.
+     * The lanes of a float vector added in double, in a fixed order, without allocating: converted into two
+     * double vectors (lanes 0..DL-1 and DL..2DL-1), added, then halved DL -> 1 by swapping blocks. The same
+     * bits in the interpreter and in C2. Up to 16 lanes as scalar adds of extracted lanes (few nodes in C2's
+     * graph; converting the upper half takes a slice by shuffle, many). Not a call for a cold site (a block
+     * flush inside a loop): C2 inlines a callee of this size only where it runs often, and a vector passed
+     * to a call that is not inlined is boxed (allocated); flushes go through {@link #LANES} instead. Placed
+     * after the method's other calls of ours, a reduction may also find C2's inlining node budget spent
+     * (same boxing): reduce before scalar tails where the order allows.
      */
-    private static double sumLanes(FloatVector v) {
-        float[] lanes = v.toArray();
-        double s = 0;
-        for (float f : lanes) s += f;
-        return s;
+    private static double treeSum(FloatVector v) {
+        switch (L) {
+            case 4:
+                return ((double) v.lane(0) + v.lane(2)) + ((double) v.lane(1) + v.lane(3));
+            case 8:
+                return (((double) v.lane(0) + v.lane(4)) + ((double) v.lane(2) + v.lane(6)))
+                        + (((double) v.lane(1) + v.lane(5)) + ((double) v.lane(3) + v.lane(7)));
+            case 16:
+                return ((((double) v.lane(0) + v.lane(8)) + ((double) v.lane(4) + v.lane(12)))
+                        + (((double) v.lane(2) + v.lane(10)) + ((double) v.lane(6) + v.lane(14))))
+                        + ((((double) v.lane(1) + v.lane(9)) + ((double) v.lane(5) + v.lane(13)))
+                        + (((double) v.lane(3) + v.lane(11)) + ((double) v.lane(7) + v.lane(15))));
+            default:
+                return treeSum(((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 0))
+                        .add((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 1)));
+        }
     }
 
     /**
-     * The lanes of a float vector added in double, in a fixed order, without allocating: converted into two
-     * double vectors (lanes 0..DL-1 and DL..2DL-1), added, then halved DL -> 1 by swapping blocks. The same
-     * bits in the interpreter and in C2. Its graph is larger than {@link #sumLanes}': in a large method it
-     * pushes C2 past its inlining node limit and the vectors get boxed (measured: gradSums went from 160 to
-     * 368 bytes a call), so only the small loops use it.
+     * The lanes of a double vector added in a fixed order, no allocation: halved DL -> 1, step j adding lane
+     * i and lane i xor DL/2^(j+1). Up to 8 lanes as scalar adds of extracted lanes (a few nodes in C2's
+     * graph; a rearrange by a shuffle loaded from {@link #SWAPS} costs many, enough to push the primitives
+     * past C2's inlining node limit), wider vectors by the shuffles. The same bits either way.
      */
-    private static double treeSum(FloatVector v) {
-        DoubleVector d = ((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 0))
-                .add((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 1));
-        for (VectorShuffle<Double> swap : SWAPS) d = d.add(d.rearrange(swap));
-        return d.lane(0);
+    private static double treeSum(DoubleVector d) {
+        switch (DL) {
+            case 1:
+                return d.lane(0);
+            case 2:
+                return d.lane(0) + d.lane(1);
+            case 4:
+                return (d.lane(0) + d.lane(2)) + (d.lane(1) + d.lane(3));
+            case 8:
+                return ((d.lane(0) + d.lane(4)) + (d.lane(2) + d.lane(6))) + ((d.lane(1) + d.lane(5)) + (d.lane(3) + d.lane(7)));
+            default:
+                for (VectorShuffle<Double> swap : SWAPS) d = d.add(d.rearrange(swap));
+                return d.lane(0);
+        }
+    }
+
+    /**
+     * {@link #treeSum} of a vector stored at {@code a[off ..]}, in the same order (a tree: depth log2(L), where
+     * a sum in lane order would chain L dependent adds). An array, not a vector, crosses this call, so it
+     * allocates nothing even where it is not inlined.
+     */
+    private static double laneSum(float[] a, int off) {
+        switch (L) {
+            case 4:
+                return ((double) a[off] + a[off + 2]) + ((double) a[off + 1] + a[off + 3]);
+            case 8:
+                return (((double) a[off] + a[off + 4]) + ((double) a[off + 2] + a[off + 6]))
+                        + (((double) a[off + 1] + a[off + 5]) + ((double) a[off + 3] + a[off + 7]));
+            case 16:
+                return ((((double) a[off] + a[off + 8]) + ((double) a[off + 4] + a[off + 12]))
+                        + (((double) a[off + 2] + a[off + 10]) + ((double) a[off + 6] + a[off + 14])))
+                        + ((((double) a[off + 1] + a[off + 9]) + ((double) a[off + 5] + a[off + 13]))
+                        + (((double) a[off + 3] + a[off + 11]) + ((double) a[off + 7] + a[off + 15])));
+            default:
+                double s = 0;
+                for (int l = 0; l < L; l++) s += a[off + l];
+                return s;
+        }
     }
 
     @Override
@@ -330,6 +395,7 @@ public final class VectorPrimitives implements Primitives {
         // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+        float[] lanes = null;
         double tail = 0;
         int steps = 0;
         int bound4 = len - len % (4 * L);
@@ -358,7 +424,10 @@ public final class VectorPrimitives implements Primitives {
                     }
                 }
                 if (steps >= FLUSH_PAIRS / 2) {
-                    tail += treeSum(a0.add(a1).add(a2.add(a3)));
+                    // into double through the thread's lane array (no call at this cold site: see centredSums)
+                    if (lanes == null) lanes = LANES.get();
+                    a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
+                    tail += laneSum(lanes, 0);
                     a0 = zero;
                     a1 = zero;
                     a2 = zero;
@@ -418,6 +487,7 @@ public final class VectorPrimitives implements Primitives {
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
+        float[] lanes = null;
         double sumDy = 0, sumDyXc = 0;
         int bound2 = len - len % (2 * L);
         int bound1 = SPECIES.loopBound(len);
@@ -435,9 +505,13 @@ public final class VectorPrimitives implements Primitives {
                 t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
             }
             if (i < bound2) {
-                // more blocks follow (rows longer than a block): this one goes into double now
-                sumDy += treeSum(s0.add(s1));
-                sumDyXc += treeSum(t0.add(t1));
+                // more blocks follow (rows longer than a block): this one goes into double now, through the
+                // thread's lane array (no call at this cold site: see centredSums)
+                if (lanes == null) lanes = LANES.get();
+                s0.add(s1).intoArray(lanes, 0);
+                t0.add(t1).intoArray(lanes, L);
+                sumDy += laneSum(lanes, 0);
+                sumDyXc += laneSum(lanes, L);
                 s0 = zero;
                 s1 = zero;
                 t0 = zero;
@@ -450,14 +524,17 @@ public final class VectorPrimitives implements Primitives {
             s0 = s0.add(g0);
             t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
         }
+        // the lanes reduced before the scalar tail: parsed later, these calls would find C2's inlining
+        // budget spent on the tail's segment accesses, and their vector arguments would be boxed
+        double lanesDy = treeSum(s0.add(s1)), lanesDyXc = treeSum(t0.add(t1));
         // scalar tail, in double like the twin
         for (; i < len; i++) {
             double g = (double) w.get(F, wOff + i * B) * dy.get(F, dyOff + i * B);
             sumDy += g;
             sumDyXc += g * (x.get(F, xOff + i * B) - c);
         }
-        acc.sumDy += sumDy + treeSum(s0.add(s1));
-        acc.sumDyXc += sumDyXc + treeSum(t0.add(t1));
+        acc.sumDy += sumDy + lanesDy;
+        acc.sumDyXc += sumDyXc + lanesDyXc;
     }
 
     @Override
@@ -521,6 +598,7 @@ public final class VectorPrimitives implements Primitives {
         FloatVector c2v = FloatVector.broadcast(SPECIES, c2);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+        float[] lanes = null;
         double tail = 0;
         int steps = 0;
         int bound4 = len - len % (4 * L);
@@ -547,7 +625,10 @@ public final class VectorPrimitives implements Primitives {
                     }
                 }
                 if (steps >= FLUSH_PAIRS / 2) {
-                    tail += sumLanes(a0.add(a1).add(a2.add(a3)));
+                    // into double through the thread's lane array (no call at this cold site: see centredSums)
+                    if (lanes == null) lanes = LANES.get();
+                    a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
+                    tail += laneSum(lanes, 0);
                     a0 = zero;
                     a1 = zero;
                     a2 = zero;
@@ -560,7 +641,7 @@ public final class VectorPrimitives implements Primitives {
                 tail += Math.abs((x.get(F, base + i * B) - c) - c2);
             }
         }
-        return tail + sumLanes(a0.add(a1).add(a2.add(a3)));
+        return tail + treeSum(a0.add(a1).add(a2.add(a3)));
     }
 
     @Override
