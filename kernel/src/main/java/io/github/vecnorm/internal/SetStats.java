@@ -55,7 +55,7 @@ public final class SetStats {
         p.centredSums(x, off, n, (int) s, stride, x0, sums.reset());
         double dm = sums.sum / count;
         double m2 = Math.max(0.0, sums.sumSquares - sums.sum * dm);
-        if (dm * dm <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * (m2 / count)) {
+        if (dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2) {
             // x0 is near the mean: the sums about it lose at most a factor 1 + dm²/var to cancellation
             acc.merge(count, x0 + dm, m2);
             return;
