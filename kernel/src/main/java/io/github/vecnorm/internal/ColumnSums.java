@@ -139,10 +139,13 @@ final class ColumnSums {
     }
 
     /** The bands' partials added in band order, column by column: the same order for any split. */
+    /** Columns per work item of {@link #combine}: a few items even for LayerNorm's rows of 768. */
+    static final int COMBINE_COLS = 256;
+
     static double[][] combine(double[] partG, double[] partB, long bands, long d, Loop loop) {
         double[] sumG = partG != null ? new double[(int) d] : null, sumB = partB != null ? new double[(int) d] : null;
-        loop.forEach(ceilDiv(d, COLS), t -> {
-            int j0 = (int) (t * COLS), j1 = (int) Math.min(d, j0 + COLS);
+        loop.forEach(ceilDiv(d, COMBINE_COLS), t -> {
+            int j0 = (int) (t * COMBINE_COLS), j1 = (int) Math.min(d, j0 + COMBINE_COLS);
             // band by band over contiguous columns (each column still adds its bands in band order, from 0)
             for (long b = 0; b < bands; b++) {
                 int base = (int) (b * d);

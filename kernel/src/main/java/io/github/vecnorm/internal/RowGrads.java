@@ -2,6 +2,7 @@ package io.github.vecnorm.internal;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * Backward of the row layers: LayerNorm (center = saved mean, with the mean term) and RMSNorm
@@ -54,12 +55,15 @@ final class RowGrads {
                               MemorySegment center, MemorySegment scale, boolean meanTerm,
                               MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         long band = ColumnSums.band(m, d), bands = ColumnSums.ceilDiv(m, band);
-        double[] partG = dgamma == null ? null : Scratch.zeroedDoubles(0, bands * d);
-        double[] partB = dbeta == null ? null : Scratch.zeroedDoubles(1, bands * d);
+        double[] partG = dgamma == null ? null : Scratch.doubles(0, bands * d);
+        double[] partB = dbeta == null ? null : Scratch.doubles(1, bands * d);
         loop.forEach(bands, b -> {
             int w = (int) d, base = (int) (b * d);
             float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
             float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
+            // the band clears its own partials (in its task, in parallel, and into its cache)
+            if (partG != null) Arrays.fill(partG, base, base + w, 0.0);
+            if (partB != null) Arrays.fill(partB, base, base + w, 0.0);
             long r0 = b * band, r1 = Math.min(m, r0 + band);
             GradSums sums = Scratch.task().grads;
             for (long r = r0; r < r1; r++) {

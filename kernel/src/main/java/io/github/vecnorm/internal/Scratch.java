@@ -6,7 +6,7 @@ import java.util.Arrays;
  * Per-thread scratch arrays, grown on demand and then reused, so a kernel call in steady state allocates
  * nothing. Two kinds, never mixed up because the calling thread also runs tasks:
  * <ul>
- *   <li>the caller's ({@link #floats}, {@link #doubles}, {@link #zeroedDoubles}): filled or shared by one
+ *   <li>the caller's ({@link #floats}, {@link #doubles}): filled or shared by one
  *   call on the calling thread; its tasks may read them and write disjoint parts;</li>
  *   <li>a task's ({@link #taskFloats}): private to the work item running on the current thread, valid until
  *   that item ends.</li>
@@ -42,13 +42,6 @@ public final class Scratch {
         if (kept[slot].length >= count) return kept[slot];
         double[] d = new double[(int) Math.min(size(count, kept[slot].length), Math.max(count, MAX_KEPT_DOUBLES))];
         if (count <= MAX_KEPT_DOUBLES) kept[slot] = d;
-        return d;
-    }
-
-    /** As {@link #doubles}, with the first {@code count} elements zero. */
-    static double[] zeroedDoubles(int slot, long count) {
-        double[] d = doubles(slot, count);
-        Arrays.fill(d, 0, (int) count, 0.0);
         return d;
     }
 
