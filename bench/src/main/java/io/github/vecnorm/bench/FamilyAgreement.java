@@ -31,6 +31,12 @@ import java.util.Locale;
  *   {@code G = Σ|dy xhat| + Σ|dy| max|x| r}, as {@link Agreement} for BatchNorm's backward.</li>
  *   <li>dgamma[j] (n = the elements of parameter j): {@code Σ|dy xhat| + Σ|dy| max|x|_u r_u}; dbeta[j]:
  *   {@code Σ|dy|}.</li>
+ *   <li>WeightNorm's backward ({@code gradV = g r (dy - xhat Σ dy xhat)}, {@code gradG = Σ dy xhat}, no
+ *   center, no mean of dy): dx {@code max|g| * r * (max|dy| + max|xhat| * Σ|dy xhat|)}, dgamma
+ *   {@code Σ|dy xhat|}; there is no dbeta.</li>
+ *   <li>L_p BatchNorm's backward for p = 1 and infinity: dx as above with {@code (max|xhat| + max|x| r) / m}
+ *   replaced by the magnitude of the element's {@code d spread / d x} terms (see {@link Steps}): for
+ *   p = infinity it is large only at the tied extremes, so the tolerance is per element.</li>
  * </ul>
  * NaN anywhere fails.
  */
@@ -46,7 +52,8 @@ public final class FamilyAgreement {
     /** Backward kernels read the forward's saved statistics: computes them with the scalar twin. */
     public static void prepareInputs(FamilyProblem p) {
         switch (p.kernel) {
-            case LAYERNORM_BACKWARD, RMSNORM_BACKWARD, GROUPNORM_BACKWARD ->
+            case LAYERNORM_BACKWARD, RMSNORM_BACKWARD, GROUPNORM_BACKWARD, INSTANCENORM_BACKWARD, WEIGHTNORM_BACKWARD,
+                 LPBATCHNORM_BACKWARD_P1, LPBATCHNORM_BACKWARD_PINF ->
                     reference(forwardOf(p.kernel), p, p.y, p.mean, p.rstd, null, null, null);
             default -> {
             }
@@ -58,6 +65,10 @@ public final class FamilyAgreement {
             case LAYERNORM_BACKWARD -> FamilyKernel.LAYERNORM_FORWARD;
             case RMSNORM_BACKWARD -> FamilyKernel.RMSNORM_FORWARD;
             case GROUPNORM_BACKWARD -> FamilyKernel.GROUPNORM_FORWARD;
+            case INSTANCENORM_BACKWARD -> FamilyKernel.INSTANCENORM_FORWARD;
+            case WEIGHTNORM_BACKWARD -> FamilyKernel.WEIGHTNORM_FORWARD;
+            case LPBATCHNORM_BACKWARD_P1 -> FamilyKernel.LPBATCHNORM_FORWARD_P1;
+            case LPBATCHNORM_BACKWARD_PINF -> FamilyKernel.LPBATCHNORM_FORWARD_PINF;
             default -> k;
         };
     }
@@ -89,6 +100,12 @@ public final class FamilyAgreement {
                     rstd, l); // dim 0: (A, K, S) = (1, dims[0], the rest); rstd receives the norms
             case LPBATCHNORM_FORWARD_P1, LPBATCHNORM_FORWARD_PINF -> LpBatchNormOps.forward(s, k.p(), p.shape.n(),
                     p.shape.c(), p.shape.s(), p.x, y, p.gamma, p.beta, mean, rstd, p.eps, l);
+            case INSTANCENORM_BACKWARD -> InstanceNormOps.backward(s, p.shape.n(), p.shape.c(), p.shape.s(), p.dy, p.x,
+                    p.gamma, p.mean, p.rstd, dx, dgamma, dbeta, l);
+            case WEIGHTNORM_BACKWARD -> WeightNormOps.backward(s, 1, p.dims[0], p.numel / p.dims[0], p.dy, p.x, p.gamma,
+                    p.rstd, dx, dgamma, l); // gradW = dy, v = x, g = gamma, norms in rstd
+            case LPBATCHNORM_BACKWARD_P1, LPBATCHNORM_BACKWARD_PINF -> LpBatchNormOps.backward(s, k.p(), p.shape.n(),
+                    p.shape.c(), p.shape.s(), p.dy, p.x, p.gamma, p.mean, p.rstd, dx, dgamma, dbeta, l);
         }
     }
 
@@ -161,6 +178,7 @@ public final class FamilyAgreement {
                 return ck.summary();
             }
             // backward: pass 2, the sums behind each output
+            boolean weightNorm = k == FamilyKernel.WEIGHTNORM_BACKWARD;
             double[] maxDy = new double[(int) units], sumDy = new double[(int) units], sumDyXhat = new double[(int) units],
                     maxXhat = new double[(int) units];
             double[] pDyXhat = new double[(int) params], pDy = new double[(int) params], pCross = new double[(int) params];
@@ -177,19 +195,38 @@ public final class FamilyAgreement {
                 pCross[j] += d * maxX[u] * r[u];
                 pCount[j]++;
             }
-            double[] tol = new double[(int) units];
+            Steps steps = switch (k) {
+                case LPBATCHNORM_BACKWARD_P1, LPBATCHNORM_BACKWARD_PINF -> new Steps(p, c);
+                default -> null;
+            };
+            // dx = gamma r (dy [- Σdy/m] - D * G): tolBase for the dy and Σdy/m terms, tolD per unit of |D|
+            double[] tolBase = new double[(int) units], tolD = new double[(int) units], dMag = new double[(int) units];
             for (int u = 0; u < units; u++) {
-                double gs = sumDyXhat[u] + sumDy[u] * maxX[u] * r[u];
-                double scale = maxG[u] * r[u] * (maxDy[u] + sumDy[u] / m + (maxXhat[u] + maxX[u] * r[u]) * gs / m);
-                tol[u] = K * ULP * Math.sqrt(m) * scale;
+                double t = K * ULP * Math.sqrt(m) * maxG[u] * r[u];
+                if (weightNorm) {
+                    // gradV = g r (dy - xhat * Σ dy xhat): no mean of dy, no center; |D| = |xhat|
+                    tolBase[u] = t * maxDy[u];
+                    tolD[u] = t * sumDyXhat[u];
+                    dMag[u] = maxXhat[u];
+                } else {
+                    tolBase[u] = t * (maxDy[u] + sumDy[u] / m);
+                    tolD[u] = t * (sumDyXhat[u] + sumDy[u] * maxX[u] * r[u]);
+                    // L_p: |D| from the steps (per element for p = inf); otherwise |D| = |xhat| / m and the
+                    // error of xhat itself
+                    dMag[u] = steps != null ? 0 : (maxXhat[u] + maxX[u] * r[u]) / m;
+                }
             }
             for (long e = 0; e < numel; e++) {
-                ck.compare("dx", e, p.dx.getAtIndex(F, e), ref.getAtIndex(F, e), tol[(int) p.unitOf(e)]);
+                int u = (int) p.unitOf(e);
+                double dm = steps == null ? dMag[u] : steps.magnitude(k, u, p.x.getAtIndex(F, e));
+                ck.compare("dx", e, p.dx.getAtIndex(F, e), ref.getAtIndex(F, e), tolBase[u] + tolD[u] * dm);
             }
             for (int j = 0; j < params; j++) {
                 double t = K * ULP * Math.sqrt(pCount[j]);
-                ck.compare("dgamma", j, p.dgamma.getAtIndex(F, j), dg.getAtIndex(F, j), t * (pDyXhat[j] + pCross[j]));
-                if (k != FamilyKernel.RMSNORM_BACKWARD) {
+                // WeightNorm's Σ gradW * v has no center, so no error from one
+                ck.compare("dgamma", j, p.dgamma.getAtIndex(F, j), dg.getAtIndex(F, j),
+                        t * (pDyXhat[j] + (weightNorm ? 0 : pCross[j])));
+                if (k != FamilyKernel.RMSNORM_BACKWARD && !weightNorm) {
                     ck.compare("dbeta", j, p.dbeta.getAtIndex(F, j), db.getAtIndex(F, j), t * pDy[j]);
                 }
             }
@@ -199,6 +236,68 @@ public final class FamilyAgreement {
 
     private static void fill(MemorySegment seg, float v) {
         for (long i = 0, e = seg.byteSize() / 4; i < e; i++) seg.setAtIndex(F, i, v);
+    }
+
+    /**
+     * L_p BatchNorm's backward, per channel u with m values: {@code dx = gamma r (dy - Σdy/m - G D)} with D as
+     * documented in {@code LpBatchNorm} (sign(d) against the saved mean for p = 1, the tied extremes T for
+     * p = inf), computed as a sum of terms (sign(d) = [x >= mean] - [x <= mean], each a term);
+     * {@link #magnitude} is the sum of their magnitudes, by which an error in G moves dx:
+     * p = 1: {@code ([x_i >= mean] + [x_i <= mean] + |Σ sign(d)| / m) / m}; p = inf:
+     * {@code ([x_i at a used max] + [x_i at a used min] + |Σ e| / m) / |T|}.
+     */
+    private static final class Steps {
+        final double m;
+        final double[] mean, lo, hi, sumSign, ties, sumE;
+        final boolean[] useMax, useMin;
+
+        Steps(FamilyProblem p, double[] mean) {
+            int units = (int) p.units;
+            this.m = p.unitSize();
+            this.mean = mean;
+            lo = new double[units];
+            hi = new double[units];
+            java.util.Arrays.fill(lo, Double.POSITIVE_INFINITY);
+            java.util.Arrays.fill(hi, Double.NEGATIVE_INFINITY);
+            for (long e = 0; e < p.numel; e++) {
+                int u = (int) p.unitOf(e);
+                double v = p.x.getAtIndex(F, e);
+                lo[u] = Math.min(lo[u], v);
+                hi[u] = Math.max(hi[u], v);
+            }
+            useMax = new boolean[units];
+            useMin = new boolean[units];
+            for (int u = 0; u < units; u++) {
+                double dMax = hi[u] - mean[u], dMin = mean[u] - lo[u];
+                useMax[u] = dMax >= dMin;
+                useMin[u] = dMin >= dMax;
+            }
+            sumSign = new double[units];
+            ties = new double[units];
+            sumE = new double[units];
+            for (long e = 0; e < p.numel; e++) {
+                int u = (int) p.unitOf(e);
+                double v = p.x.getAtIndex(F, e);
+                sumSign[u] += (v >= mean[u] ? 1 : 0) - (v <= mean[u] ? 1 : 0);
+                if (useMax[u] && v == hi[u]) {
+                    ties[u]++;
+                    sumE[u]++;
+                }
+                if (useMin[u] && v == lo[u]) {
+                    ties[u]++;
+                    sumE[u]--;
+                }
+            }
+        }
+
+        /** The sum of the magnitudes of D's terms for value v of channel u. */
+        double magnitude(FamilyKernel k, int u, double v) {
+            if (k == FamilyKernel.LPBATCHNORM_BACKWARD_P1) {
+                return ((v >= mean[u] ? 1 : 0) + (v <= mean[u] ? 1 : 0) + Math.abs(sumSign[u]) / m) / m;
+            }
+            double at = (useMax[u] && v == hi[u] ? 1 : 0) + (useMin[u] && v == lo[u] ? 1 : 0);
+            return (at + Math.abs(sumE[u]) / m) / ties[u];
+        }
     }
 
     /** Accumulates the worst error/tolerance ratio; throws on the first value out of tolerance. */

@@ -37,8 +37,9 @@ import org.openjdk.jmh.annotations.Warmup;
 public class FamilyBench {
 
     @Param({"layernorm.forward", "layernorm.backward", "rmsnorm.forward", "rmsnorm.backward", "groupnorm.forward",
-            "groupnorm.backward", "instancenorm.forward", "weightnorm.forward", "lpbatchnorm.forward.p1",
-            "lpbatchnorm.forward.pinf"})
+            "groupnorm.backward", "instancenorm.forward", "instancenorm.backward", "weightnorm.forward",
+            "weightnorm.backward", "lpbatchnorm.forward.p1", "lpbatchnorm.forward.pinf", "lpbatchnorm.backward.p1",
+            "lpbatchnorm.backward.pinf"})
     public String kernel;
 
     @Param({"headline"})

@@ -70,10 +70,12 @@ final class FamilyChart {
     private static String shortName(FamilyKernel k) {
         String rest = k.id().substring(k.id().indexOf('.') + 1);
         return rest.replace("forward.p1", "fwd p=1").replace("forward.pinf", "fwd p=inf")
+                .replace("backward.p1", "bwd p=1").replace("backward.pinf", "bwd p=inf")
                 .replace("forward", "fwd").replace("backward", "bwd");
     }
 
-    private static CategoryChart panel(List<Report.Row> rows, String group, List<Integer> threads) {
+    /** The panel of one layer: its kernels' bars (x labels "bwd p=1, 2t" ...) and the copy floor. */
+    static CategoryChart panel(List<Report.Row> rows, String group, List<Integer> threads) {
         List<FamilyKernel> kernels = new ArrayList<>();
         for (FamilyKernel k : FamilyKernel.values()) if (k.group().equals(group)) kernels.add(k);
         String shape = kernels.get(0).headline();

@@ -5,7 +5,8 @@ import java.util.List;
 /**
  * The normalization family's kernels (everything but BatchNorm, which is {@link Kernel}), with the
  * report's names, their group (one chart panel each), the minimal memory traffic of one call in units of
- * bytes(x) (forward: read x, write y = 2; backward: read x and dy, write dx = 3), the shapes the
+ * bytes(x) (forward: read x, write y = 2; backward: read x and dy, write dx = 3; WeightNorm's backward
+ * reads v and grad w and writes grad v), the shapes the
  * benchmark knows and the report's headline shape.
  *
  * <p>Shapes are the tensor's dimensions: rows M x D for LayerNorm and RMSNorm, NCHW for GroupNorm,
@@ -19,9 +20,13 @@ public enum FamilyKernel {
     GROUPNORM_FORWARD("groupnorm.forward", "GroupNorm", 2, "32x64x56x56", "8x256x56x56"),
     GROUPNORM_BACKWARD("groupnorm.backward", "GroupNorm", 3, "32x64x56x56", "8x256x56x56"),
     INSTANCENORM_FORWARD("instancenorm.forward", "InstanceNorm", 2, "32x64x56x56", "8x256x56x56"),
+    INSTANCENORM_BACKWARD("instancenorm.backward", "InstanceNorm", 3, "32x64x56x56", "8x256x56x56"),
     WEIGHTNORM_FORWARD("weightnorm.forward", "WeightNorm", 2, "512x256x3x3", "4096x4096"),
+    WEIGHTNORM_BACKWARD("weightnorm.backward", "WeightNorm", 3, "512x256x3x3", "4096x4096"),
     LPBATCHNORM_FORWARD_P1("lpbatchnorm.forward.p1", "LpBatchNorm", 2, "32x64x56x56"),
-    LPBATCHNORM_FORWARD_PINF("lpbatchnorm.forward.pinf", "LpBatchNorm", 2, "32x64x56x56");
+    LPBATCHNORM_FORWARD_PINF("lpbatchnorm.forward.pinf", "LpBatchNorm", 2, "32x64x56x56"),
+    LPBATCHNORM_BACKWARD_P1("lpbatchnorm.backward.p1", "LpBatchNorm", 3, "32x64x56x56"),
+    LPBATCHNORM_BACKWARD_PINF("lpbatchnorm.backward.pinf", "LpBatchNorm", 3, "32x64x56x56");
 
     /** GroupNorm's group count in every benchmark. */
     public static final long GROUPS = 32;
@@ -73,8 +78,8 @@ public enum FamilyKernel {
     /** The L_p norm's p, for the L_p BatchNorm kernels. */
     double p() {
         return switch (this) {
-            case LPBATCHNORM_FORWARD_P1 -> 1;
-            case LPBATCHNORM_FORWARD_PINF -> Double.POSITIVE_INFINITY;
+            case LPBATCHNORM_FORWARD_P1, LPBATCHNORM_BACKWARD_P1 -> 1;
+            case LPBATCHNORM_FORWARD_PINF, LPBATCHNORM_BACKWARD_PINF -> Double.POSITIVE_INFINITY;
             default -> throw new IllegalStateException(id + " has no p");
         };
     }

@@ -17,9 +17,10 @@ import java.util.SplittableRandom;
  * index</em> into gamma and beta (a column, a channel, WeightNorm's g per output channel).
  * {@link #unitOf} and {@link #paramOf} give them; {@link FamilyAgreement} derives its tolerances from them.
  *
- * <p>Segments: x, y, dy, dx (numel floats; WeightNorm: v, w); gamma, beta, dgamma, dbeta (one per
- * parameter index; WeightNorm: g); mean, rstd (one per unit; L_p BatchNorm: saveMean, saveInvSpread;
- * WeightNorm: rstd holds the norms).
+ * <p>Segments: x, y, dy, dx (numel floats; WeightNorm: v, w, grad w, grad v); gamma, beta, dgamma,
+ * dbeta (one per parameter index; WeightNorm: g, unused, grad g, unused); mean, rstd (one per unit; L_p
+ * BatchNorm: saveMean, saveInvSpread; WeightNorm: rstd holds the norms). A backward kernel reads the
+ * statistics its forward saved: {@link FamilyAgreement#prepareInputs} writes them before timing.
  */
 public final class FamilyProblem implements AutoCloseable {
     public final FamilyKernel kernel;

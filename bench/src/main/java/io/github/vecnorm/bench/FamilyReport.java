@@ -119,7 +119,8 @@ final class FamilyReport {
                 .append("the roofline is the copy of bytes(x) of the same shape and thread count. vecnorm's scalar twin runs ")
                 .append("on 1 thread only (it is the reference every other row was checked against). ")
                 .append("Other shapes: `java -jar bench/target/benchmarks.jar FamilyBench -p shape=...` ")
-                .append("(see FamilyKernel). The chart above (report.png) shows these rows in its lower panels, one per layer. ")
+                .append("(see FamilyKernel). The backward of InstanceNorm, WeightNorm and L_p BatchNorm are measured for ")
+                .append("vecnorm only (no peer is wired for them here). The chart above (report.png) shows these rows in its lower panels, one per layer. ")
                 .append("On small tensors (RMSNorm's 1 MB) the multi-threaded copy pays its hand-off to the executor, so ")
                 .append("fractions above 1 there say more about that overhead than about memory bandwidth.\n\n");
         sb.append("| kernel | shape | impl |");

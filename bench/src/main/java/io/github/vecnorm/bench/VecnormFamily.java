@@ -56,6 +56,13 @@ final class VecnormFamily implements FamilyImpl {
                     p.rstd, par);
             case LPBATCHNORM_FORWARD_P1, LPBATCHNORM_FORWARD_PINF -> LpBatchNorm.forward(p.shape, kernel.p(), p.x, p.y,
                     p.gamma, p.beta, p.mean, p.rstd, p.eps, par);
+            case INSTANCENORM_BACKWARD -> InstanceNorm.backward(p.shape, p.dy, p.x, p.gamma, p.mean, p.rstd,
+                    p.dx, p.dgamma, p.dbeta, par);
+            // gradW = dy, v = x, g = gamma, the saved norms in rstd; gradV into dx, gradG into dgamma
+            case WEIGHTNORM_BACKWARD -> WeightNorm.backward(p.dims, FamilyKernel.WEIGHTNORM_DIM, p.dy, p.x, p.gamma,
+                    p.rstd, p.dx, p.dgamma, par);
+            case LPBATCHNORM_BACKWARD_P1, LPBATCHNORM_BACKWARD_PINF -> LpBatchNorm.backward(p.shape, kernel.p(), p.dy,
+                    p.x, p.gamma, p.mean, p.rstd, p.dx, p.dgamma, p.dbeta, par);
         }
     }
 
