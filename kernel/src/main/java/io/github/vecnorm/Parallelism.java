@@ -5,6 +5,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
@@ -60,9 +61,13 @@ public final class Parallelism {
 
     /**
      * Runs {@code body} for every item in {@code [0, items)}. The items are cut into contiguous chunks
-     * (a few per task) that the caller and up to {@code tasks - 1} executor tasks claim one at a time:
-     * the caller starts at once and does more when a worker is slow to wake, and as every item's work is
-     * the same whoever runs it, the results do not depend on who ran what.
+     * (a few per task), and each of the caller and up to {@code tasks - 1} executor tasks has a home
+     * range of them: the caller the first, the first task to arrive the second, and so on. Each claims its
+     * own chunks one at a time, then whatever is left of the others': the caller starts at once and does
+     * more when a worker is slow to wake. Home ranges keep a thread on the same memory call after call
+     * (its caches still hold it; a 2-thread element-wise pass on 51 MB measured 0.37 ms with a fixed split
+     * against 0.55 ms with the halves swapped each call). As every item's work is the same whoever runs
+     * it, the results do not depend on who ran what.
      *
      * <p>Failures: an exception from an item is rethrown on the caller (the first one) once every chunk
      * has run, so no task touches any memory after this method returns. An executor that refuses a task
@@ -76,7 +81,8 @@ public final class Parallelism {
             for (long i = 0; i < items; i++) body.accept(i);
             return;
         }
-        Job job = new Job(items, (int) Math.min(items, (long) tasks * CHUNKS_PER_TASK), body);
+        int participants = helpers + 1;
+        Job job = new Job(items, (int) Math.min(items, (long) participants * CHUNKS_PER_TASK), participants, body);
         for (int h = 0; h < helpers; h++) {
             try {
                 executor.execute(job);
@@ -86,7 +92,7 @@ public final class Parallelism {
                 break;
             }
         }
-        job.run();
+        job.work(0);
         job.awaitDone(job.chunks);
         Throwable first = job.failure.get();
         if (first instanceof RuntimeException r) throw r;
@@ -106,32 +112,61 @@ public final class Parallelism {
     /** Chunks per task: enough for a late worker to cost little, few enough to keep claiming cheap. */
     private static final int CHUNKS_PER_TASK = 8;
 
-    /** One call's shared state: chunks claimed by counter, counted when done. */
+    /** Padding between the home ranges' counters, in ints: one cache line each. */
+    private static final int PAD = 16;
+
+    /**
+     * One call's shared state: every participant's home range of chunks with its claim counter, and the
+     * count of chunks done.
+     */
     private static final class Job implements Runnable {
         final long items;
         final int chunks;
+        final int participants;
         final LongConsumer body;
-        final AtomicInteger next = new AtomicInteger();
+        /** Next chunk of home range p at index p * PAD, as an offset into the range. */
+        final AtomicIntegerArray next;
+        final AtomicInteger arrivals = new AtomicInteger();
         final AtomicInteger done = new AtomicInteger();
         final AtomicReference<Throwable> failure = new AtomicReference<>();
 
-        Job(long items, int chunks, LongConsumer body) {
+        Job(long items, int chunks, int participants, LongConsumer body) {
             this.items = items;
             this.chunks = chunks;
+            this.participants = participants;
             this.body = body;
+            this.next = new AtomicIntegerArray(participants * PAD);
         }
 
+        /** An executor task: participants 1, 2, ... in order of arrival (the caller is 0). */
         @Override
         public void run() {
-            for (int c; (c = next.getAndIncrement()) < chunks; ) {
-                long from = items * c / chunks, to = items * (c + 1) / chunks;
-                try {
-                    for (long i = from; i < to; i++) body.accept(i);
-                } catch (Throwable t) {
-                    fail(t);
-                } finally {
-                    done.incrementAndGet();
-                }
+            int p = arrivals.incrementAndGet();
+            if (p < participants) work(p);
+        }
+
+        /** First chunk of home range p. */
+        int home(int p) {
+            return (int) ((long) chunks * p / participants);
+        }
+
+        /** Participant p's share: its own range, then what is left of the others', in order from p + 1. */
+        void work(int p) {
+            for (int k = 0; k < participants; k++) {
+                int r = (p + k) % participants;
+                int first = home(r), size = home(r + 1) - first;
+                for (int c; (c = next.getAndIncrement(r * PAD)) < size; ) chunk(first + c);
+            }
+        }
+
+        void chunk(int c) {
+            long from = items * c / chunks, to = items * (c + 1) / chunks;
+            try {
+                for (long i = from; i < to; i++) body.accept(i);
+            } catch (Throwable t) {
+                fail(t);
+            } finally {
+                done.incrementAndGet();
             }
         }
 

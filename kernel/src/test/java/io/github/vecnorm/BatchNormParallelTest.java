@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Executors;
@@ -30,6 +31,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -472,6 +474,55 @@ class BatchNormParallelTest {
                     "y was written by a task of a call that had already returned");
             assertTrue(atReturn.length > 0);
         }
+    }
+
+    /** Every item exactly once, whether the workers come at once, late, or not at all. */
+    @Test
+    void everyItemRunsExactlyOnce() {
+        Executor late = r -> pool.execute(() -> {
+            sleep(2);
+            r.run();
+        });
+        Executor refusing = r -> {
+            throw new RejectedExecutionException("no threads today");
+        };
+        for (Executor executor : new Executor[] {pool, late, refusing}) {
+            for (int tasks : new int[] {2, 3, 7}) {
+                for (int items : new int[] {1, 2, 3, 7, 16, 17, 100, 1001}) {
+                    AtomicIntegerArray runs = new AtomicIntegerArray(items);
+                    Parallelism.of(executor, tasks).forEach(items, i -> runs.incrementAndGet((int) i));
+                    for (int i = 0; i < items; i++) {
+                        assertEquals(1, runs.get(i), "item " + i + " of " + items + " with " + tasks + " tasks");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A worker that arrives while the caller is busy starts in its own home range (the second half of the
+     * items for two tasks), not where the caller left off: so a thread gets the same memory call after call.
+     */
+    @Test
+    void aWorkerStartsInItsHomeRange() throws InterruptedException {
+        int items = 64;
+        CountDownLatch workerStarted = new CountDownLatch(1);
+        AtomicLong workersFirst = new AtomicLong(-1);
+        Thread caller = Thread.currentThread();
+        Parallelism.of(pool, 2).forEach(items, i -> {
+            if (Thread.currentThread() != caller) {
+                workersFirst.compareAndSet(-1, i);
+                workerStarted.countDown();
+            } else if (i == 0) {
+                // the caller holds its first item until the worker has taken one
+                try {
+                    assertTrue(workerStarted.await(10, TimeUnit.SECONDS), "the worker never started");
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            }
+        });
+        assertEquals(items / 2, workersFirst.get(), "the worker's first item");
     }
 
     @Test
