@@ -257,6 +257,6 @@ public final class BatchNorm {
 
     /** The loop for a call: spread over threads only when every segment may be touched by them. */
     static Loop loop(Parallelism par, MemorySegment... segs) {
-        return par.isSerial() || !Checks.shareable(segs) ? Loop.SERIAL : par::forEach;
+        return par.isSerial() || !Checks.shareable(segs) ? Loop.SERIAL : par.loop();
     }
 }

@@ -1,5 +1,6 @@
 package io.github.vecnorm;
 
+import io.github.vecnorm.internal.Loop;
 import java.util.Objects;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
@@ -27,10 +28,12 @@ public final class Parallelism {
 
     private final Executor executor;
     private final int tasks;
+    private final Loop loop;
 
     private Parallelism(Executor executor, int tasks) {
         this.executor = executor;
         this.tasks = tasks;
+        this.loop = tasks == 1 ? Loop.SERIAL : Loop.of(tasks, this::forEach);
     }
 
     /** Everything on the calling thread. */
@@ -57,6 +60,11 @@ public final class Parallelism {
 
     boolean isSerial() {
         return tasks == 1;
+    }
+
+    /** This parallelism as the kernels' loop. */
+    Loop loop() {
+        return loop;
     }
 
     /**

@@ -39,7 +39,7 @@ public final class LpBatchNormOps {
         }
         float[] coef = Scratch.floats(BatchNormOps.scratchFloats(n, cs, s));
         loop.forEach(cs, c -> stats(pr, p, n, cs, s, c, x, gamma, beta, saveMean, saveInvSpread, eps, coef));
-        BatchNormOps.applyAffine(pr, n, cs, s, x, y, coef, loop);
+        BatchNormOps.applyAffine(pr, n, cs, s, x, y, coef, true, loop);
     }
 
     /** Backward for p in {1, 2, inf} from the saved mean and inverse spread; null outputs are not computed. */
@@ -56,7 +56,11 @@ public final class LpBatchNormOps {
                 dgamma, dbeta, coef));
         if (dx == null) return;
         if (BatchNormOps.memoryOrder(s)) {
-            loop.forEach(n * cs, r -> applySteps(pr, dy, x, dx, r * s * B, 1, s, 0, coef, (int) (STEP_COEFS * (r % cs))));
+            long b = BatchNormOps.blockChannels(cs, loop);
+            loop.forEach(n * cs, j -> {
+                long r = BatchNormOps.blockedRun(j, n, cs, b);
+                applySteps(pr, dy, x, dx, r * s * B, 1, s, 0, coef, (int) (STEP_COEFS * (r % cs)));
+            });
         } else {
             loop.forEach(cs, c -> applySteps(pr, dy, x, dx, c * s * B, n, s, cs * s * B, coef, (int) (STEP_COEFS * c)));
         }
