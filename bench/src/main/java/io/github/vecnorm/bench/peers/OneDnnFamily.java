@@ -36,6 +36,27 @@ import org.bytedeco.javacpp.Loader;
  * {@code var = 1/rstd^2 - eps} (one value per row or group, next to nothing beside the tensor's work).
  * No WeightNorm or L_p BatchNorm primitive.
  *
+ * <p><b>{@code rmsnorm.backward} is not RMSNorm's gradient</b>, so {@link io.github.vecnorm.bench.FamilyAgreement}
+ * rejects it and the report lists it as skipped. With {@code dnnl_rms_norm} oneDNN (3.11.0 here, CPU
+ * implementation {@code jit:uni}) takes the LayerNorm backward, puts 0 for the mean, and keeps the
+ * LayerNorm term {@code -mean(g)}:
+ * {@code dx = rstd (g - mean(g) - xhat mean(g xhat))}, with {@code g = gamma dy} and {@code xhat = x rstd}.
+ * The gradient of {@code y = gamma x rstd} (PyTorch's, vecnorm's) has no {@code mean(g)} term:
+ * {@code dx = rstd (g - xhat mean(g xhat))}. dgamma ({@code Σ dy xhat}) is the same in both. In oneDNN's
+ * sources: {@code src/cpu/x64/jit_uni_layer_normalization.cpp}, {@code jit_diff_data_base_kernel_t}:
+ * {@code compute_dd_scales} adds {@code dy * scale} to {@code dd_scale} whether or not {@code skip_mean_}
+ * is set, and {@code compute_diff_src} computes {@code (g - (xhat dd_scale_x + dd_scale) / C) * inv_sqrtvar}.
+ * {@code simple_layer_normalization_bwd_t::execute_backward} ({@code ds -= dd_gamma / C_f}),
+ * {@code ref_layer_normalization_bwd_t::execute_backward} ({@code d_src -= dd_gamma / C}) and benchdnn's
+ * reference ({@code tests/benchdnn/lnorm/ref_lnorm.cpp}, {@code compute_ref_bwd}) do the same, so oneDNN's
+ * own tests expect it. The call here follows oneDNN's RMSNorm design (rfcs/20251004-rms-norm): no MEAN
+ * argument (ignored under {@code dnnl_rms_norm}), the mean square in VARIANCE. No flag or argument
+ * removes the term. Measured on the 64x4096 headline (an independent double-precision probe, not in the
+ * repository): dx[0] is -0.511182 in double and by central difference, -0.511182 from vecnorm, and
+ * -0.500630 from oneDNN. That is the exact value minus {@code rstd mean(g)} = 0.456384 * -0.023122 of
+ * row 0. Across all of dx, oneDNN equals vecnorm minus {@code rstd mean(g)} of the row to 4.7e-7, and
+ * dgamma agrees to 1e-5 of about 36 (relative 3e-7).
+ *
  * <p>Threads: GNU OpenMP's count on the calling thread, set by the constructor and each {@link #run}
  * ({@link OpenMp}).
  */
