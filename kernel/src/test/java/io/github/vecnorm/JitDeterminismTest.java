@@ -25,7 +25,7 @@ class JitDeterminismTest {
 
     static final Shape SHAPE = Shape.of(2, 3, 1021);
 
-    /** Training forward and backward of a fixed problem; every output, as raw float bits in text. */
+    /** BatchNorm training forward and backward, GroupNorm forward, of a fixed problem; every output, as raw float bits in text. */
     static String outputs() {
         int numel = (int) SHAPE.numel(), cs = (int) SHAPE.c();
         SplittableRandom rnd = new SplittableRandom(42);
@@ -42,9 +42,20 @@ class JitDeterminismTest {
             MemorySegment dg = TestData.allocate(arena, cs, 0), db = TestData.allocate(arena, cs, 0);
             BatchNorm.forwardTraining(SHAPE, xs, y, gs, null, sm, si, null, 1e-5);
             BatchNorm.backward(SHAPE, TestData.copyOf(arena, dy), xs, gs, sm, si, dx, dg, db);
+            // GroupNorm forward with one group of C*S values per sample, with gamma and beta and without (where
+            // groups are pipelined, the second group's sums are taken with the first's writes)
+            int n = (int) SHAPE.n();
+            MemorySegment gy = TestData.allocate(arena, numel, 0), gm = TestData.allocate(arena, n, 0);
+            MemorySegment gr = TestData.allocate(arena, n, 0), ny = TestData.allocate(arena, numel, 0);
+            MemorySegment nm = TestData.allocate(arena, n, 0), nr = TestData.allocate(arena, n, 0);
+            float[] beta = new float[cs];
+            for (int c = 0; c < cs; c++) beta[c] = 0.5f - gamma[c];
+            GroupNorm.forward(SHAPE, 1, xs, gy, gs, TestData.copyOf(arena, beta), gm, gr, 1e-5);
+            GroupNorm.forward(SHAPE, 1, xs, ny, null, null, nm, nr, 1e-5);
             StringBuilder sb = new StringBuilder();
-            String[] names = {"saveMean", "saveInvstd", "dgamma", "dbeta", "y", "dx"};
-            MemorySegment[] segs = {sm, si, dg, db, y, dx};
+            String[] names = {"saveMean", "saveInvstd", "dgamma", "dbeta", "y", "dx", "groupNorm.mean", "groupNorm.rstd",
+                    "groupNorm.y", "groupNorm(no affine).mean", "groupNorm(no affine).rstd", "groupNorm(no affine).y"};
+            MemorySegment[] segs = {sm, si, dg, db, y, dx, gm, gr, gy, nm, nr, ny};
             for (int k = 0; k < names.length; k++) {
                 sb.append(names[k]).append(':');
                 for (float f : TestData.read(segs[k])) sb.append(' ').append(Integer.toHexString(Float.floatToRawIntBits(f)));

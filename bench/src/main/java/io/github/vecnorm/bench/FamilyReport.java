@@ -121,6 +121,8 @@ final class FamilyReport {
                 .append("Other shapes: `java -jar bench/target/benchmarks.jar FamilyBench -p shape=...` ")
                 .append("(see FamilyKernel). The backward of InstanceNorm, WeightNorm and L_p BatchNorm are measured for ")
                 .append("vecnorm only (no peer is wired for them here). The chart above (report.png) shows these rows in its lower panels, one per layer. ")
+                .append("oneDNN's RMSNorm backward is skipped: under dnnl_rms_norm it keeps LayerNorm's -mean(gamma*dy) term ")
+                .append("(dx = rstd*(g - mean(g) - xhat*mean(g*xhat)); see OneDnnFamily), so it disagrees with RMSNorm's gradient. ")
                 .append("On small tensors (RMSNorm's 1 MB) the multi-threaded copy pays its hand-off to the executor, so ")
                 .append("fractions above 1 there say more about that overhead than about memory bandwidth.\n\n");
         sb.append("| kernel | shape | impl |");
