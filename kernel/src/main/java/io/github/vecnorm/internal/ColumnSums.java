@@ -138,10 +138,10 @@ final class ColumnSums {
         Arrays.fill(part, base, base + w, 0.0);
     }
 
-    /** The bands' partials added in band order, column by column: the same order for any split. */
     /** Columns per work item of {@link #combine}: a few items even for LayerNorm's rows of 768. */
     static final int COMBINE_COLS = 256;
 
+    /** The bands' partials added in band order, column by column: the same order for any split. */
     static double[][] combine(double[] partG, double[] partB, long bands, long d, Loop loop) {
         double[] sumG = partG != null ? new double[(int) d] : null, sumB = partB != null ? new double[(int) d] : null;
         loop.forEach(ceilDiv(d, COMBINE_COLS), t -> {
@@ -149,16 +149,35 @@ final class ColumnSums {
             // band by band over contiguous columns (each column still adds its bands in band order, from 0)
             for (long b = 0; b < bands; b++) {
                 int base = (int) (b * d);
-                if (partG != null) addInto(sumG, partG, base, j0, j1);
-                if (partB != null) addInto(sumB, partB, base, j0, j1);
+                if (partG != null) addInto(sumG, 0, partG, base, j0, j1);
+                if (partB != null) addInto(sumB, 0, partB, base, j0, j1);
             }
         });
         return new double[][] {sumG, sumB};
     }
 
-    /** {@code sum[j] += part[base + j]} for j in [j0, j1). */
-    private static void addInto(double[] sum, double[] part, int base, int j0, int j1) {
-        for (int j = j0; j < j1; j++) sum[j] += part[base + j];
+    /**
+     * {@link #combine}, written as floats into dgamma and dbeta (either may be null), without the call's
+     * double arrays: each work item adds its columns' band partials (in band order, from 0, as combine
+     * does) into the thread's scratch and writes its columns. The same bits as combine.
+     */
+    static void combineInto(double[] partG, double[] partB, long bands, long d, MemorySegment dgamma,
+                            MemorySegment dbeta, Loop loop) {
+        loop.forEach(ceilDiv(d, COMBINE_COLS), t -> {
+            int j0 = (int) (t * COMBINE_COLS), j1 = (int) Math.min(d, j0 + COMBINE_COLS);
+            double[] sums = Scratch.task().columns;
+            // dgamma's totals at [0, COMBINE_COLS), dbeta's at [COMBINE_COLS, 2 * COMBINE_COLS), column j at j - j0
+            Arrays.fill(sums, 0.0);
+            for (long b = 0; b < bands; b++) {
+                int base = (int) (b * d);
+                if (partG != null) addInto(sums, -j0, partG, base, j0, j1);
+                if (partB != null) addInto(sums, COMBINE_COLS - j0, partB, base, j0, j1);
+            }
+            for (int j = j0; j < j1; j++) {
+                if (dgamma != null) dgamma.set(F, j * B, (float) sums[j - j0]);
+                if (dbeta != null) dbeta.set(F, j * B, (float) sums[COMBINE_COLS + j - j0]);
+            }
+        });
     }
 
     /** Writes column sums as floats into dgamma and dbeta (either may be null). */
@@ -167,6 +186,11 @@ final class ColumnSums {
             if (dgamma != null) dgamma.set(F, j * B, (float) sums[0][(int) j]);
             if (dbeta != null) dbeta.set(F, j * B, (float) sums[1][(int) j]);
         }
+    }
+
+    /** {@code sum[shift + j] += part[base + j]} for j in [j0, j1). */
+    private static void addInto(double[] sum, int shift, double[] part, int base, int j0, int j1) {
+        for (int j = j0; j < j1; j++) sum[shift + j] += part[base + j];
     }
 
 

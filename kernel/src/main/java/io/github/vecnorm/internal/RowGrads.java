@@ -85,7 +85,7 @@ final class RowGrads {
                 }
             }
         });
-        ColumnSums.write(ColumnSums.combine(partG, partB, bands, d, loop), d, dgamma, dbeta);
+        ColumnSums.combineInto(partG, partB, bands, d, dgamma, dbeta, loop);
     }
 
     /**

@@ -88,5 +88,7 @@ public final class Scratch {
         final long[] counts = new long[2];
         /** Minimum and maximum of an L_p channel ({@link Primitives#minMax}). */
         final float[] minMax = new float[2];
+        /** Column totals of one work item of {@link ColumnSums#combineInto}: dgamma's, then dbeta's. */
+        final double[] columns = new double[2 * ColumnSums.COMBINE_COLS];
     }
 }
