@@ -34,9 +34,8 @@ public final class VectorPrimitives implements Primitives {
     /** Lanes of {@link #DSPECIES}. */
     private static final int DL = DSPECIES.length();
     /**
-     * The thread's array for two vectors' lanes, where a reduction reads them in lane order without
-     * allocating (toArray allocates one a call): block flushes, the Welford lane merge. Used only inside one
-     * primitive call, which calls no other.
+     * The thread's array for two vectors' lanes, where the Welford lane merge reads them in lane order without
+     * allocating (toArray allocates one a call). Used only inside one primitive call, which calls no other.
      */
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
     /** Shuffles of the double lane reduction: step j swaps blocks of DL/2^(j+1) lanes (i -> i xor block). */
@@ -157,63 +156,61 @@ public final class VectorPrimitives implements Primitives {
 
     @Override
     public void centredSums(MemorySegment x, long off, long runs, int len, long stride, float c, CentredSums acc) {
-        // d = x - c in float, Σd and Σd² in float lanes (two of each to hide the latency), into double every
-        // block: a float lane's rounding error grows with what it has added. (Four of each: 36 -> 28 ns on a
-        // row of 768 alone, but LayerNorm forward no faster, and 1.43 against Welford's 0.91 ms over
-        // BatchNorm's strided channels; an earlier four-accumulator version had its vectors boxed.)
+        // d = x - c in float, Σd and Σd² in float lanes (two of each to hide the latency), added into a second
+        // float level every block of FLUSH_PAIRS steps: a float lane's rounding error grows with what it has
+        // added. One flat loop with a countdown, not a loop per block: a loop entered once a block costs its
+        // pre- and post-loop every time (0.70 -> 0.45 ms over GroupNorm's groups of the headline tensor).
+        // Flushing into double lanes instead (convertShape) boxed its vectors (~800 KB a GroupNorm call).
+        // (Four of each: 36 -> 28 ns on a row of 768 alone, but LayerNorm forward no faster.)
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector s0 = zero, s1 = zero, q0 = zero, q1 = zero;
-        float[] lanes = null;
-        int steps = 0;
+        FloatVector sTot = zero, qTot = zero;
+        int left = FLUSH_PAIRS; // steps to the block's end, counted across runs, a run's last vector included
         double sum = 0, squares = 0;
-        int bound2 = len - len % (2 * L);
-        int bound1 = SPECIES.loopBound(len);
+        long pairBytes = (len - len % (2 * L)) * B;
+        boolean odd = SPECIES.loopBound(len) > len - len % (2 * L);
         for (long r = 0; r < runs; r++) {
-            long base = off + r * stride;
-            int i = 0;
-            do {
-                // a block is at most FLUSH_PAIRS steps, counted across runs, the last vector of a run included
-                int stop = Math.min(bound2, i + (FLUSH_PAIRS - steps) * 2 * L);
-                steps += (stop - i) / (2 * L);
-                for (; i < stop; i += 2 * L) {
-                    FloatVector d0 = load(x, base + i * B).sub(cv), d1 = load(x, base + i * B + VB).sub(cv);
-                    s0 = s0.add(d0);
-                    s1 = s1.add(d1);
-                    q0 = d0.fma(d0, q0);
-                    q1 = d1.fma(d1, q1);
-                }
-                if (i == bound2 && i < bound1) {
-                    FloatVector d0 = load(x, base + i * B).sub(cv);
-                    s0 = s0.add(d0);
-                    q0 = d0.fma(d0, q0);
-                    i += L;
-                    steps++;
-                }
-                if (steps >= FLUSH_PAIRS) {
-                    // into double through the thread's lane array: a call here (a cold site) would not be
-                    // inlined, and the vector passed to it would be boxed
-                    if (lanes == null) lanes = LANES.get();
-                    s0.add(s1).intoArray(lanes, 0);
-                    q0.add(q1).intoArray(lanes, L);
-                    sum += laneSum(lanes, 0);
-                    squares += laneSum(lanes, L);
+            long base = off + r * stride, end = base + pairBytes;
+            for (long o = base; o < end; o += 2 * VB) {
+                FloatVector d0 = load(x, o).sub(cv), d1 = load(x, o + VB).sub(cv);
+                s0 = s0.add(d0);
+                s1 = s1.add(d1);
+                q0 = d0.fma(d0, q0);
+                q1 = d1.fma(d1, q1);
+                if (--left == 0) {
+                    sTot = sTot.add(s0.add(s1));
+                    qTot = qTot.add(q0.add(q1));
                     s0 = zero;
                     s1 = zero;
                     q0 = zero;
                     q1 = zero;
-                    steps = 0;
+                    left = FLUSH_PAIRS;
                 }
-            } while (i < bound2);
+            }
+            if (odd) {
+                FloatVector d0 = load(x, end).sub(cv);
+                s0 = s0.add(d0);
+                q0 = d0.fma(d0, q0);
+                if (--left == 0) {
+                    sTot = sTot.add(s0.add(s1));
+                    qTot = qTot.add(q0.add(q1));
+                    s0 = zero;
+                    s1 = zero;
+                    q0 = zero;
+                    q1 = zero;
+                    left = FLUSH_PAIRS;
+                }
+            }
             // scalar tail: the difference in float like the lanes, summed in double
-            for (; i < len; i++) {
-                double d = x.get(F, base + i * B) - c;
+            for (long o = end + (odd ? VB : 0), stop = base + len * B; o < stop; o += B) {
+                double d = x.get(F, o) - c;
                 sum += d;
                 squares += d * d;
             }
         }
-        acc.sum += sum + treeSum(s0.add(s1));
-        acc.sumSquares += squares + treeSum(q0.add(q1));
+        acc.sum += sum + treeSum(sTot.add(s0.add(s1)));
+        acc.sumSquares += squares + treeSum(qTot.add(q0.add(q1)));
     }
 
     @Override
@@ -239,52 +236,53 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void gradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff,
                          long runs, int len, long stride, float c, GradSums acc) {
+        // Σdy and Σdy*(x - c) in float lanes, into a second float level every block: one flat loop with a countdown,
+        // as in centredSums
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
-        FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero, sTot = zero, tTot = zero;
-        int steps = 0;
+        FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
+        FloatVector sTot = zero, tTot = zero;
+        int left = FLUSH_PAIRS; // steps to the block's end, counted across runs, a run's last vector included
         double sumDy = 0, sumDyXc = 0;
-        int bound2 = len - len % (2 * L);
-        int bound1 = SPECIES.loopBound(len);
+        long pairBytes = (len - len % (2 * L)) * B;
+        boolean odd = SPECIES.loopBound(len) > len - len % (2 * L);
         for (long r = 0; r < runs; r++) {
-            long db = dyOff + r * stride, xb = xOff + r * stride;
-            int i = 0;
-            do {
-                // a block is at most FLUSH_PAIRS steps, counted across runs, the last vector of a run included
-                int stop = Math.min(bound2, i + (FLUSH_PAIRS - steps) * 2 * L);
-                steps += (stop - i) / (2 * L);
-                for (; i < stop; i += 2 * L) {
-                    FloatVector g0 = load(dy, db + i * B), g1 = load(dy, db + i * B + VB);
-                    FloatVector x0 = load(x, xb + i * B).sub(cv), x1 = load(x, xb + i * B + VB).sub(cv);
-                    s0 = s0.add(g0);
-                    s1 = s1.add(g1);
-                    t0 = g0.fma(x0, t0);
-                    t1 = g1.fma(x1, t1);
-                }
-                if (i == bound2 && i < bound1) {
-                    FloatVector g0 = load(dy, db + i * B);
-                    s0 = s0.add(g0);
-                    t0 = g0.fma(load(x, xb + i * B).sub(cv), t0);
-                    i += L;
-                    steps++;
-                }
-                if (steps >= FLUSH_PAIRS) {
-                    // a float lane's rounding error grows with what it has added: two levels keep it
-                    // to a block's worth
+            long db = dyOff + r * stride, xb = xOff + r * stride, end = xb + pairBytes, dx = db - xb;
+            for (long o = xb; o < end; o += 2 * VB) {
+                FloatVector g0 = load(dy, o + dx), g1 = load(dy, o + dx + VB);
+                s0 = s0.add(g0);
+                s1 = s1.add(g1);
+                t0 = g0.fma(load(x, o).sub(cv), t0);
+                t1 = g1.fma(load(x, o + VB).sub(cv), t1);
+                if (--left == 0) {
                     sTot = sTot.add(s0.add(s1));
                     tTot = tTot.add(t0.add(t1));
                     s0 = zero;
                     s1 = zero;
                     t0 = zero;
                     t1 = zero;
-                    steps = 0;
+                    left = FLUSH_PAIRS;
                 }
-            } while (i < bound2);
+            }
+            if (odd) {
+                FloatVector g0 = load(dy, end + dx);
+                s0 = s0.add(g0);
+                t0 = g0.fma(load(x, end).sub(cv), t0);
+                if (--left == 0) {
+                    sTot = sTot.add(s0.add(s1));
+                    tTot = tTot.add(t0.add(t1));
+                    s0 = zero;
+                    s1 = zero;
+                    t0 = zero;
+                    t1 = zero;
+                    left = FLUSH_PAIRS;
+                }
+            }
             // scalar tail
-            for (; i < len; i++) {
-                double g = dy.get(F, db + i * B);
+            for (long o = end + (odd ? VB : 0), stop = xb + len * B; o < stop; o += B) {
+                double g = dy.get(F, o + dx);
                 sumDy += g;
-                sumDyXc += g * (x.get(F, xb + i * B) - c);
+                sumDyXc += g * (x.get(F, o) - c);
             }
         }
         acc.sumDy += sumDy + treeSum(sTot.add(s0.add(s1)));
@@ -322,11 +320,10 @@ public final class VectorPrimitives implements Primitives {
      * halves again), without allocating; the same bits in the interpreter and in C2. Up to 16 lanes as
      * scalar adds of extracted lanes (few nodes in C2's graph); wider vectors are converted into two double
      * vectors (lanes 0..DL-1 and DL..2DL-1), added, and halved by swapping blocks (many nodes: converting
-     * the upper half takes a slice by shuffle). Not a call for a cold site (a block
-     * flush inside a loop): C2 inlines a callee of this size only where it runs often, and a vector passed
-     * to a call that is not inlined is boxed (allocated); flushes go through {@link #LANES} instead. Placed
-     * after the method's other calls of ours, a reduction may also find C2's inlining node budget spent
-     * (same boxing): reduce before scalar tails where the order allows.
+     * the upper half takes a slice by shuffle). Called once per reduction, after its loops: a vector passed
+     * to a call that C2 did not inline is boxed (allocated). Placed after the method's other calls of ours, a
+     * reduction may also find C2's inlining node budget spent (same boxing): reduce before scalar tails
+     * where the order allows.
      */
     private static double treeSum(FloatVector v) {
         switch (L) {
@@ -368,82 +365,53 @@ public final class VectorPrimitives implements Primitives {
         }
     }
 
-    /**
-     * {@link #treeSum} of a vector stored at {@code a[off ..]}, in the same order (a tree: depth log2(L), where
-     * a sum in lane order would chain L dependent adds). An array, not a vector, crosses this call, so it
-     * allocates nothing even where it is not inlined.
-     */
-    private static double laneSum(float[] a, int off) {
-        switch (L) {
-            case 4:
-                return ((double) a[off] + a[off + 2]) + ((double) a[off + 1] + a[off + 3]);
-            case 8:
-                return (((double) a[off] + a[off + 4]) + ((double) a[off + 2] + a[off + 6]))
-                        + (((double) a[off + 1] + a[off + 5]) + ((double) a[off + 3] + a[off + 7]));
-            case 16:
-                return ((((double) a[off] + a[off + 8]) + ((double) a[off + 4] + a[off + 12]))
-                        + (((double) a[off + 2] + a[off + 10]) + ((double) a[off + 6] + a[off + 14])))
-                        + ((((double) a[off + 1] + a[off + 9]) + ((double) a[off + 5] + a[off + 13]))
-                        + (((double) a[off + 3] + a[off + 11]) + ((double) a[off + 7] + a[off + 15])));
-            default:
-                double s = 0;
-                for (int l = 0; l < L; l++) s += a[off + l];
-                return s;
-        }
-    }
-
     @Override
     public double sumSquares(MemorySegment x, long off, long runs, int len, long stride) {
-        // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative
+        // four accumulators hide the fma latency; non-negative terms, so float lanes lose only ~k*u relative.
+        // Into a second float level every FLUSH_PAIRS/2 steps (a run's last vectors included, across runs):
+        // one flat loop with a countdown, as in centredSums.
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-        float[] lanes = null;
+        FloatVector aTot = zero;
+        int left = FLUSH_PAIRS / 2;
         double tail = 0;
-        int steps = 0;
-        int bound4 = len - len % (4 * L);
-        int bound1 = SPECIES.loopBound(len);
+        long quadBytes = (len - len % (4 * L)) * B, wholeBytes = SPECIES.loopBound(len) * B;
         for (long r = 0; r < runs; r++) {
-            long base = off + r * stride;
-            int i = 0;
-            do {
-                // into double every block of FLUSH_PAIRS/2 steps (plus at most 3 vectors at a run's end),
-                // counted across runs: a float lane's rounding error grows with what it has added
-                int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
-                steps += (stop - i) / (4 * L);
-                for (; i < stop; i += 4 * L) {
-                    long o = base + i * B;
-                    FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
-                    a0 = v0.fma(v0, a0);
-                    a1 = v1.fma(v1, a1);
-                    a2 = v2.fma(v2, a2);
-                    a3 = v3.fma(v3, a3);
-                }
-                if (i == bound4) {
-                    for (; i < bound1; i += L) {
-                        FloatVector v0 = load(x, base + i * B);
-                        a0 = v0.fma(v0, a0);
-                        steps++;
-                    }
-                }
-                if (steps >= FLUSH_PAIRS / 2) {
-                    // into double through the thread's lane array (no call at this cold site: see centredSums)
-                    if (lanes == null) lanes = LANES.get();
-                    a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
-                    tail += laneSum(lanes, 0);
+            long base = off + r * stride, end4 = base + quadBytes, end1 = base + wholeBytes, o = base;
+            for (; o < end4; o += 4 * VB) {
+                FloatVector v0 = load(x, o), v1 = load(x, o + VB), v2 = load(x, o + 2 * VB), v3 = load(x, o + 3 * VB);
+                a0 = v0.fma(v0, a0);
+                a1 = v1.fma(v1, a1);
+                a2 = v2.fma(v2, a2);
+                a3 = v3.fma(v3, a3);
+                if (--left == 0) {
+                    aTot = aTot.add(a0.add(a1).add(a2.add(a3)));
                     a0 = zero;
                     a1 = zero;
                     a2 = zero;
                     a3 = zero;
-                    steps = 0;
+                    left = FLUSH_PAIRS / 2;
                 }
-            } while (i < bound4);
+            }
+            for (; o < end1; o += VB) {
+                FloatVector v0 = load(x, o);
+                a0 = v0.fma(v0, a0);
+                if (--left == 0) {
+                    aTot = aTot.add(a0.add(a1).add(a2.add(a3)));
+                    a0 = zero;
+                    a1 = zero;
+                    a2 = zero;
+                    a3 = zero;
+                    left = FLUSH_PAIRS / 2;
+                }
+            }
             // scalar tail
-            for (; i < len; i++) {
-                double v = x.get(F, base + i * B);
+            for (long stop = base + len * B; o < stop; o += B) {
+                double v = x.get(F, o);
                 tail += v * v;
             }
         }
-        return tail + treeSum(a0.add(a1).add(a2.add(a3)));
+        return tail + treeSum(aTot.add(a0.add(a1).add(a2.add(a3))));
     }
 
     @Override
@@ -486,51 +454,44 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void rowGradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                             int len, float c, GradSums acc) {
+        // Σw*dy and Σw*dy*(x - c) in float lanes, into a second float level every block (rows longer than one):
+        // one flat loop with a countdown, as in centredSums
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
-        float[] lanes = null;
+        FloatVector sTot = zero, tTot = zero;
+        int left = FLUSH_PAIRS;
         double sumDy = 0, sumDyXc = 0;
-        int bound2 = len - len % (2 * L);
-        int bound1 = SPECIES.loopBound(len);
-        int i = 0;
-        while (i < bound2) {
-            // into double every block: a float lane's rounding error grows with what it has added
-            int stop = Math.min(bound2, i + FLUSH_PAIRS * 2 * L);
-            for (; i < stop; i += 2 * L) {
-                long o = i * B;
-                FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
-                FloatVector g1 = load(dy, dyOff + o + VB).mul(load(w, wOff + o + VB));
-                s0 = s0.add(g0);
-                s1 = s1.add(g1);
-                t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
-                t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
-            }
-            if (i < bound2) {
-                // more blocks follow (rows longer than a block): this one goes into double now, through the
-                // thread's lane array (no call at this cold site: see centredSums)
-                if (lanes == null) lanes = LANES.get();
-                s0.add(s1).intoArray(lanes, 0);
-                t0.add(t1).intoArray(lanes, L);
-                sumDy += laneSum(lanes, 0);
-                sumDyXc += laneSum(lanes, L);
+        long end2 = (len - len % (2 * L)) * B, end1 = SPECIES.loopBound(len) * B, o = 0;
+        for (; o < end2; o += 2 * VB) {
+            FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
+            FloatVector g1 = load(dy, dyOff + o + VB).mul(load(w, wOff + o + VB));
+            s0 = s0.add(g0);
+            s1 = s1.add(g1);
+            t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
+            t1 = g1.fma(load(x, xOff + o + VB).sub(cv), t1);
+            if (--left == 0) {
+                sTot = sTot.add(s0.add(s1));
+                tTot = tTot.add(t0.add(t1));
                 s0 = zero;
                 s1 = zero;
                 t0 = zero;
                 t1 = zero;
+                left = FLUSH_PAIRS;
             }
         }
-        for (; i < bound1; i += L) {
-            long o = i * B;
+        if (o < end1) {
+            // the row's odd vector: into the current block (at most FLUSH_PAIRS + 1 steps, one row)
             FloatVector g0 = load(dy, dyOff + o).mul(load(w, wOff + o));
             s0 = s0.add(g0);
             t0 = g0.fma(load(x, xOff + o).sub(cv), t0);
+            o += VB;
         }
         // the lanes reduced before the scalar tail: parsed later, these calls would find C2's inlining
         // budget spent on the tail's segment accesses, and their vector arguments would be boxed
-        double lanesDy = treeSum(s0.add(s1)), lanesDyXc = treeSum(t0.add(t1));
+        double lanesDy = treeSum(sTot.add(s0.add(s1))), lanesDyXc = treeSum(tTot.add(t0.add(t1)));
         // scalar tail, in double like the twin
-        for (; i < len; i++) {
+        for (int i = (int) (o / B); i < len; i++) {
             double g = (double) w.get(F, wOff + i * B) * dy.get(F, dyOff + i * B);
             sumDy += g;
             sumDyXc += g * (x.get(F, xOff + i * B) - c);
@@ -595,55 +556,49 @@ public final class VectorPrimitives implements Primitives {
 
     @Override
     public double sumAbsDiff(MemorySegment x, long off, long runs, int len, long stride, float c, float c2) {
-        // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative
+        // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative; into double
+        // level as in sumSquares
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector c2v = FloatVector.broadcast(SPECIES, c2);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-        float[] lanes = null;
+        FloatVector aTot = zero;
+        int left = FLUSH_PAIRS / 2;
         double tail = 0;
-        int steps = 0;
-        int bound4 = len - len % (4 * L);
-        int bound1 = SPECIES.loopBound(len);
+        long quadBytes = (len - len % (4 * L)) * B, wholeBytes = SPECIES.loopBound(len) * B;
         for (long r = 0; r < runs; r++) {
-            long base = off + r * stride;
-            int i = 0;
-            do {
-                // into double every block of FLUSH_PAIRS/2 steps (plus at most 3 vectors at a run's end),
-                // counted across runs: a float lane's rounding error grows with what it has added
-                int stop = Math.min(bound4, i + (FLUSH_PAIRS / 2 - steps) * 4 * L);
-                steps += (stop - i) / (4 * L);
-                for (; i < stop; i += 4 * L) {
-                    long o = base + i * B;
-                    a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
-                    a1 = a1.add(load(x, o + VB).sub(cv).sub(c2v).abs());
-                    a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
-                    a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
-                }
-                if (i == bound4) {
-                    for (; i < bound1; i += L) {
-                        a0 = a0.add(load(x, base + i * B).sub(cv).sub(c2v).abs());
-                        steps++;
-                    }
-                }
-                if (steps >= FLUSH_PAIRS / 2) {
-                    // into double through the thread's lane array (no call at this cold site: see centredSums)
-                    if (lanes == null) lanes = LANES.get();
-                    a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
-                    tail += laneSum(lanes, 0);
+            long base = off + r * stride, end4 = base + quadBytes, end1 = base + wholeBytes, o = base;
+            for (; o < end4; o += 4 * VB) {
+                a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
+                a1 = a1.add(load(x, o + VB).sub(cv).sub(c2v).abs());
+                a2 = a2.add(load(x, o + 2 * VB).sub(cv).sub(c2v).abs());
+                a3 = a3.add(load(x, o + 3 * VB).sub(cv).sub(c2v).abs());
+                if (--left == 0) {
+                    aTot = aTot.add(a0.add(a1).add(a2.add(a3)));
                     a0 = zero;
                     a1 = zero;
                     a2 = zero;
                     a3 = zero;
-                    steps = 0;
+                    left = FLUSH_PAIRS / 2;
                 }
-            } while (i < bound4);
+            }
+            for (; o < end1; o += VB) {
+                a0 = a0.add(load(x, o).sub(cv).sub(c2v).abs());
+                if (--left == 0) {
+                    aTot = aTot.add(a0.add(a1).add(a2.add(a3)));
+                    a0 = zero;
+                    a1 = zero;
+                    a2 = zero;
+                    a3 = zero;
+                    left = FLUSH_PAIRS / 2;
+                }
+            }
             // scalar tail: each term in float like the lanes, summed in double like the twin
-            for (; i < len; i++) {
-                tail += Math.abs((x.get(F, base + i * B) - c) - c2);
+            for (long stop = base + len * B; o < stop; o += B) {
+                tail += Math.abs((x.get(F, o) - c) - c2);
             }
         }
-        return tail + treeSum(a0.add(a1).add(a2.add(a3)));
+        return tail + treeSum(aTot.add(a0.add(a1).add(a2.add(a3))));
     }
 
     @Override
