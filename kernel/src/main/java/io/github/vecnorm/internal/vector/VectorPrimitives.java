@@ -168,8 +168,9 @@ public final class VectorPrimitives implements Primitives {
         FloatVector sTot = zero, qTot = zero;
         int left = FLUSH_PAIRS; // steps to the block's end, counted across runs, a run's last vector included
         double sum = 0, squares = 0;
-        long pairBytes = (len - len % (2 * L)) * B;
-        boolean odd = SPECIES.loopBound(len) > len - len % (2 * L);
+        int bound2 = len - len % (2 * L);
+        long pairBytes = bound2 * B;
+        boolean odd = SPECIES.loopBound(len) > bound2;
         for (long r = 0; r < runs; r++) {
             long base = off + r * stride, end = base + pairBytes;
             for (long o = base; o < end; o += 2 * VB) {
@@ -236,16 +237,17 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void gradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff,
                          long runs, int len, long stride, float c, GradSums acc) {
-        // Σdy and Σdy*(x - c) in float lanes, into a second float level every block: one flat loop with a countdown,
-        // as in centredSums
+        // Σdy and Σdy*(x - c) in float lanes, into a second float level every block: one flat loop with a
+        // countdown, as in centredSums
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector zero = FloatVector.zero(SPECIES);
         FloatVector s0 = zero, s1 = zero, t0 = zero, t1 = zero;
         FloatVector sTot = zero, tTot = zero;
         int left = FLUSH_PAIRS; // steps to the block's end, counted across runs, a run's last vector included
         double sumDy = 0, sumDyXc = 0;
-        long pairBytes = (len - len % (2 * L)) * B;
-        boolean odd = SPECIES.loopBound(len) > len - len % (2 * L);
+        int bound2 = len - len % (2 * L);
+        long pairBytes = bound2 * B;
+        boolean odd = SPECIES.loopBound(len) > bound2;
         for (long r = 0; r < runs; r++) {
             long db = dyOff + r * stride, xb = xOff + r * stride, end = xb + pairBytes, dx = db - xb;
             for (long o = xb; o < end; o += 2 * VB) {
@@ -556,8 +558,8 @@ public final class VectorPrimitives implements Primitives {
 
     @Override
     public double sumAbsDiff(MemorySegment x, long off, long runs, int len, long stride, float c, float c2) {
-        // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative; into double
-        // level as in sumSquares
+        // non-negative terms, like sumSquares: four float accumulators lose only ~k*u relative; into a second
+        // float level every block, as in sumSquares
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
         FloatVector c2v = FloatVector.broadcast(SPECIES, c2);
         FloatVector zero = FloatVector.zero(SPECIES);
