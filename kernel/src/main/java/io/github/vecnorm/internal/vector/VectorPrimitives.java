@@ -7,7 +7,6 @@ import io.github.vecnorm.internal.Primitives;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorOperators;
@@ -27,29 +26,23 @@ public final class VectorPrimitives implements Primitives {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final long B = Float.BYTES;
-    /** Steps of two vectors a reduction keeps in float lanes before adding them into double. */
+    /** Steps of two vectors a reduction keeps in its float lanes before adding them into a second float level. */
     private static final int FLUSH_PAIRS = 64;
-    /** Doubles in a vector of the same size: a float vector's lanes convert into two of these. */
-    private static final VectorSpecies<Double> DSPECIES = SPECIES.withLanes(double.class);
-    /** Lanes of {@link #DSPECIES}. */
-    private static final int DL = DSPECIES.length();
     /**
      * The thread's array for two vectors' lanes, where the Welford lane merge reads them in lane order without
      * allocating (toArray allocates one a call). Used only inside one primitive call, which calls no other.
      */
     private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
-    /** Shuffles of the double lane reduction: step j swaps blocks of DL/2^(j+1) lanes (i -> i xor block). */
-    private static final VectorShuffle<Double>[] SWAPS = swaps();
+    /**
+     * Shuffles of the lane reduction {@link #treeSum}, each its own constant (a shuffle loaded from an array is
+     * not one, and costs C2 many nodes): step j swaps blocks of L/2^j lanes (i -> i xor block). Steps past
+     * log2(L) are not used.
+     */
+    private static final VectorShuffle<Float> FOLD_1 = fold(1), FOLD_2 = fold(2), FOLD_3 = fold(3), FOLD_4 = fold(4);
 
-    @SuppressWarnings("unchecked")
-    private static VectorShuffle<Double>[] swaps() {
-        int dl = DSPECIES.length(), steps = Integer.numberOfTrailingZeros(dl);
-        VectorShuffle<Double>[] s = new VectorShuffle[steps];
-        for (int j = 0, block = dl / 2; j < steps; j++, block /= 2) {
-            int b = block;
-            s[j] = VectorShuffle.fromOp(DSPECIES, i -> i ^ b);
-        }
-        return s;
+    private static VectorShuffle<Float> fold(int step) {
+        int block = Math.max(1, L >> step);
+        return VectorShuffle.fromOp(SPECIES, i -> i ^ block);
     }
 
     @Override
@@ -318,53 +311,25 @@ public final class VectorPrimitives implements Primitives {
     // --- row primitives (LayerNorm, RMSNorm)
 
     /**
-     * The lanes of a float vector added in double, in a fixed tree order (lane i with lane i + L/2, then the
-     * halves again), without allocating; the same bits in the interpreter and in C2. Up to 16 lanes as
-     * scalar adds of extracted lanes (few nodes in C2's graph); wider vectors are converted into two double
-     * vectors (lanes 0..DL-1 and DL..2DL-1), added, and halved by swapping blocks (many nodes: converting
-     * the upper half takes a slice by shuffle). Called once per reduction, after its loops: a vector passed
-     * to a call that C2 did not inline is boxed (allocated). Placed after the method's other calls of ours, a
-     * reduction may also find C2's inlining node budget spent (same boxing): reduce before scalar tails
-     * where the order allows.
+     * The lanes of a float vector added in a fixed tree order, in float: lane i with lane i + L/2, then the
+     * halves again, by rearranging with constant shuffles ({@link #FOLDS}): the same bits in the interpreter
+     * and in C2, no allocation, and a handful of instructions (extracting the 16 lanes into doubles cost ~7 ns
+     * a reduction: 14 of the 34 ns of a LayerNorm row's two sums). log2(L) float roundings, within the L
+     * roundings the error model allows for the lane reduction. Called once per reduction, after its loops:
+     * a vector passed to a call that C2 did not inline is boxed (allocated).
      */
     private static double treeSum(FloatVector v) {
-        switch (L) {
-            case 4:
-                return ((double) v.lane(0) + v.lane(2)) + ((double) v.lane(1) + v.lane(3));
-            case 8:
-                return (((double) v.lane(0) + v.lane(4)) + ((double) v.lane(2) + v.lane(6)))
-                        + (((double) v.lane(1) + v.lane(5)) + ((double) v.lane(3) + v.lane(7)));
-            case 16:
-                return ((((double) v.lane(0) + v.lane(8)) + ((double) v.lane(4) + v.lane(12)))
-                        + (((double) v.lane(2) + v.lane(10)) + ((double) v.lane(6) + v.lane(14))))
-                        + ((((double) v.lane(1) + v.lane(9)) + ((double) v.lane(5) + v.lane(13)))
-                        + (((double) v.lane(3) + v.lane(11)) + ((double) v.lane(7) + v.lane(15))));
-            default:
-                return treeSum(((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 0))
-                        .add((DoubleVector) v.convertShape(VectorOperators.F2D, DSPECIES, 1)));
+        if (L >= 2) v = v.add(v.rearrange(FOLD_1));
+        if (L >= 4) v = v.add(v.rearrange(FOLD_2));
+        if (L >= 8) v = v.add(v.rearrange(FOLD_3));
+        if (L >= 16) v = v.add(v.rearrange(FOLD_4));
+        if (L > 16) {
+            for (int block = L / 32; block >= 1; block /= 2) {
+                int b = block;
+                v = v.add(v.rearrange(VectorShuffle.fromOp(SPECIES, i -> i ^ b)));
+            }
         }
-    }
-
-    /**
-     * The lanes of a double vector added in a fixed order, no allocation: halved DL -> 1, step j adding lane
-     * i and lane i xor DL/2^(j+1). Up to 8 lanes as scalar adds of extracted lanes (a few nodes in C2's
-     * graph; a rearrange by a shuffle loaded from {@link #SWAPS} costs many, enough to push the primitives
-     * past C2's inlining node limit), wider vectors by the shuffles. The same bits either way.
-     */
-    private static double treeSum(DoubleVector d) {
-        switch (DL) {
-            case 1:
-                return d.lane(0);
-            case 2:
-                return d.lane(0) + d.lane(1);
-            case 4:
-                return (d.lane(0) + d.lane(2)) + (d.lane(1) + d.lane(3));
-            case 8:
-                return ((d.lane(0) + d.lane(4)) + (d.lane(2) + d.lane(6))) + ((d.lane(1) + d.lane(5)) + (d.lane(3) + d.lane(7)));
-            default:
-                for (VectorShuffle<Double> swap : SWAPS) d = d.add(d.rearrange(swap));
-                return d.lane(0);
-        }
+        return v.lane(0);
     }
 
     @Override
