@@ -57,9 +57,10 @@ public final class LpBatchNormOps {
         if (dx == null) return;
         if (BatchNormOps.memoryOrder(s)) {
             long b = BatchNormOps.blockChannels(cs, loop);
-            loop.forEach(n * cs, j -> {
-                long r = BatchNormOps.blockedRun(j, n, cs, b);
-                applySteps(pr, dy, x, dx, r * s * B, 1, s, 0, coef, (int) (STEP_COEFS * (r % cs)));
+            loop.forEach(BatchNormOps.runItems(n, cs, b), j -> {
+                long c0 = BatchNormOps.firstChannel(j, n, b), c1 = Math.min(cs, c0 + b);
+                long r0 = BatchNormOps.firstRun(j, n, cs);
+                for (long c = c0; c < c1; c++) applySteps(pr, dy, x, dx, (r0 + c) * s * B, 1, s, 0, coef, (int) (STEP_COEFS * c));
             });
         } else {
             loop.forEach(cs, c -> applySteps(pr, dy, x, dx, c * s * B, n, s, cs * s * B, coef, (int) (STEP_COEFS * c)));
