@@ -23,7 +23,9 @@ import io.github.vecnorm.internal.Primitives;
  * H(k) = min(k, lambda*sqrt(k)), both being valid bounds.
  *
  * <h2>Statistics (training forward)</h2>
- * The kernel shifts the values by the channel's first value x0 (so |v| <= R whatever the offset),
+ * With runs of at least 64 floats (and not the column path below) the kernel adds Σ(x - x0) and
+ * Σ(x - x0)² in memory order: {@link #shiftedSums} gives those bounds. Otherwise it
+ * shifts the values by the channel's first value x0 (so |v| <= R whatever the offset),
  * runs Welford (m_j = m_{j-1} + d_j/j, q_j = q_{j-1} + d_j*(v_j - m_j)) per lane, merges.
  * <ul>
  *   <li>mean: step j makes an error <= u*(|m_j| + 2|d_j|/j) <= u*R + 2u|d_j|/j; the later steps damp it by
@@ -146,6 +148,7 @@ public final class ErrorModel {
      * mean, {@code first} its first value x[0, c, 0]).
      */
     public StatBounds stats(long n, long cs, long s, double range, double var, double eps, double mu, double first) {
+        if (BatchNormOps.sumsInMemoryOrder(n, cs, s)) return shiftedSums(n * s, range, var, eps, mu, first);
         if (!columnPath(n, cs, s)) return stats(n * s, range, var, eps);
         double b = Math.min(n, ROW_BLOCK), ud = columnDoubleRounding(n, s);
         double d1 = Math.abs(mu - first);
@@ -159,6 +162,33 @@ public final class ErrorModel {
         double dVar = first1 ? p1[2] : second ? p2[2] : Math.max(p1[2], p2[2]);
         double rI = dVar / (2 * (var + eps));
         return new StatBounds(dMu, dVar, rI + rI * rI);
+    }
+
+    /**
+     * Bounds of the statistics as sums about a shift (see the class comment): Σd and Σd² of d = fl(x - x0),
+     * x0 = the channel's first value, kept when |mean - x0| <= 2 sigma, else taken again about fl(mean).
+     * Every lane chain is at most k = ceil(m/L) long (a run's chains are shorter; the second pass's run across
+     * runs, in blocks into a second float level), then L lane values, the runs' totals in double.
+     * dMu = uA*(R*(H(k) + L + 8) + 3*sigma); Σd² has non-negative terms adding to m*(var + delta²),
+     * delta = |mean - shift|: dVar = uA*(var + delta²)*(H(k) + L + 16) + 11*dMu*sigma + 2*delta*dMu + dMu².
+     * delta = |mu - x0| unless the kernel certainly redid the channel (then delta <= dMu + u*(|mu| + dMu)).
+     */
+    StatBounds shiftedSums(long m, double range, double var, double eps, double mu, double first) {
+        long k = chain(m);
+        double sigma = Math.sqrt(var);
+        double dMu = uAcc * (range * (h(k) + lanes + 8) + 3 * sigma) + REF * Math.abs(mu);
+        double fromFirst = Math.abs(mu - first);
+        double aboutFirst = shiftedVar(k, var, sigma, fromFirst, dMu);
+        double least = fromFirst - dMu;
+        boolean redone = least > 0 && least * least > 4 * (var + aboutFirst);
+        double dVar = redone ? shiftedVar(k, var, sigma, dMu + U * (Math.abs(mu) + dMu), dMu) : aboutFirst;
+        double rI = dVar / (2 * (var + eps));
+        return new StatBounds(dMu, dVar, rI + rI * rI);
+    }
+
+    private double shiftedVar(long k, double var, double sigma, double delta, double dMu) {
+        return uAcc * (var + delta * delta) * (h(k) + lanes + 16) + 11 * dMu * sigma + 2 * delta * dMu + dMu * dMu
+                + REF * var;
     }
 
     /** uD: the double roundings along a column-path total, relative to the sum of magnitudes. */
