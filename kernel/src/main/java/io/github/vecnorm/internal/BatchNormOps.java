@@ -75,7 +75,14 @@ public final class BatchNormOps {
             return;
         }
         float[] coef = dx == null ? null : Scratch.floats(COEFS * cs);
-        loop.forEach(cs, c -> backwardSums(p, n, cs, s, c, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, coef));
+        if (sumsInMemoryOrder(n, cs, s)) {
+            double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
+            long b = blockChannels(cs, loop);
+            loop.forEach(ColumnSums.ceilDiv(cs, b), k -> memoryOrderGradSums(p, n, cs, s, k * b,
+                    Math.min(cs, k * b + b), dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, sumDy, sumDyXc, coef));
+        } else {
+            loop.forEach(cs, c -> backwardSums(p, n, cs, s, c, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, coef));
+        }
         if (dx == null) return;
         if (memoryOrder(s)) {
             long b = blockChannels(cs, loop);
@@ -181,7 +188,8 @@ public final class BatchNormOps {
 
     /**
      * Whether (n, cs, s) takes its training statistics as sums about a shift in memory order
-     * ({@link #memoryOrderStats}), not Welford channel by channel.
+     * ({@link #memoryOrderStats}), not Welford channel by channel, and its backward sums in memory order
+     * ({@link #memoryOrderGradSums}).
      */
     public static boolean sumsInMemoryOrder(long n, long cs, long s) {
         return !columnPath(n, cs, s) && memoryOrder(s);
@@ -320,6 +328,35 @@ public final class BatchNormOps {
         GradSums sums = Scratch.task().grads.reset();
         gradSums(p, dy, off, x, off, n, s, stride, mean, sums);
         finishBackward(c, sums.sumDy, sums.sumDyXc, (double) n * s, mean, invstd, gamma, dgamma, dbeta, coef);
+    }
+
+    /**
+     * The backward sums of channels [c0, c1) read in memory order, as {@link #memoryOrderStats} reads x: each
+     * run's Σdy and Σdy*(x - mean) (float lanes) added into the channel's doubles, sample by sample; then
+     * {@link #finishBackward}. About the saved mean, so no second pass.
+     */
+    static void memoryOrderGradSums(Primitives p, long n, long cs, long s, long c0, long c1,
+                                    MemorySegment dy, MemorySegment x, MemorySegment gamma,
+                                    MemorySegment saveMean, MemorySegment saveInvstd,
+                                    MemorySegment dgamma, MemorySegment dbeta,
+                                    double[] sumDy, double[] sumDyXc, float[] coef) {
+        GradSums acc = Scratch.task().grads;
+        for (long c = c0; c < c1; c++) {
+            sumDy[(int) c] = 0;
+            sumDyXc[(int) c] = 0;
+        }
+        for (long i = 0; i < n; i++) {
+            for (long c = c0; c < c1; c++) {
+                long off = (i * cs + c) * s * B;
+                gradSums(p, dy, off, x, off, 1, s, 0, saveMean.get(F, c * B), acc.reset());
+                sumDy[(int) c] += acc.sumDy;
+                sumDyXc[(int) c] += acc.sumDyXc;
+            }
+        }
+        for (long c = c0; c < c1; c++) {
+            finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
+                    saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
+        }
     }
 
     /** From channel {@code c}'s Σdy and Σdy*(x - mean) over m values: dgamma[c], dbeta[c] and dx's coefficients. */
