@@ -77,9 +77,11 @@ public final class BatchNormOps {
         float[] coef = dx == null ? null : Scratch.floats(COEFS * cs);
         if (sumsInMemoryOrder(n, cs, s)) {
             double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
-            long b = blockChannels(cs, loop);
-            loop.forEach(ColumnSums.ceilDiv(cs, b), k -> memoryOrderGradSums(p, n, cs, s, k * b,
-                    Math.min(cs, k * b + b), dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, sumDy, sumDyXc, coef));
+            memoryOrderGradSums(p, n, cs, s, dy, x, saveMean, sumDy, sumDyXc, loop);
+            for (long c = 0; c < cs; c++) {
+                finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
+                        saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
+            }
         } else {
             loop.forEach(cs, c -> backwardSums(p, n, cs, s, c, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, coef));
         }
@@ -103,6 +105,12 @@ public final class BatchNormOps {
         if (dgamma != null || dbeta != null) {
             if (BatchNormColumns.applies(n, cs, s)) {
                 BatchNormColumns.inferenceSums(p, n, cs, s, dy, x, runMean, runVar, eps, dgamma, dbeta, coef, loop);
+            } else if (sumsInMemoryOrder(n, cs, s)) {
+                double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
+                memoryOrderGradSums(p, n, cs, s, dy, x, runMean, sumDy, sumDyXc, loop);
+                for (long c = 0; c < cs; c++) {
+                    finishInferenceSums(c, sumDy[(int) c], sumDyXc[(int) c], runVar, eps, dgamma, dbeta);
+                }
             } else {
                 loop.forEach(cs, c -> backwardInferenceSums(p, n, cs, s, c, dy, x, runMean, runVar, eps, dgamma, dbeta));
             }
@@ -331,32 +339,30 @@ public final class BatchNormOps {
     }
 
     /**
-     * The backward sums of channels [c0, c1) read in memory order, as {@link #memoryOrderStats} reads x: each
-     * run's Σdy and Σdy*(x - mean) (float lanes) added into the channel's doubles, sample by sample; then
-     * {@link #finishBackward}. About the saved mean, so no second pass.
+     * The backward sums of every channel read in memory order, as {@link #memoryOrderStats} reads x: each
+     * run's Σdy and Σdy*(x - centre[c]) (float lanes) added into the channel's doubles sumDy[c] and
+     * sumDyXc[c], sample by sample, one block of channels per task. About a given centre (the saved or the
+     * running mean), so no second pass.
      */
-    static void memoryOrderGradSums(Primitives p, long n, long cs, long s, long c0, long c1,
-                                    MemorySegment dy, MemorySegment x, MemorySegment gamma,
-                                    MemorySegment saveMean, MemorySegment saveInvstd,
-                                    MemorySegment dgamma, MemorySegment dbeta,
-                                    double[] sumDy, double[] sumDyXc, float[] coef) {
-        GradSums acc = Scratch.task().grads;
-        for (long c = c0; c < c1; c++) {
-            sumDy[(int) c] = 0;
-            sumDyXc[(int) c] = 0;
-        }
-        for (long i = 0; i < n; i++) {
+    static void memoryOrderGradSums(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
+                                    MemorySegment centre, double[] sumDy, double[] sumDyXc, Loop loop) {
+        long b = blockChannels(cs, loop);
+        loop.forEach(ColumnSums.ceilDiv(cs, b), k -> {
+            long c0 = k * b, c1 = Math.min(cs, c0 + b);
+            GradSums acc = Scratch.task().grads;
             for (long c = c0; c < c1; c++) {
-                long off = (i * cs + c) * s * B;
-                gradSums(p, dy, off, x, off, 1, s, 0, saveMean.get(F, c * B), acc.reset());
-                sumDy[(int) c] += acc.sumDy;
-                sumDyXc[(int) c] += acc.sumDyXc;
+                sumDy[(int) c] = 0;
+                sumDyXc[(int) c] = 0;
             }
-        }
-        for (long c = c0; c < c1; c++) {
-            finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
-                    saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
-        }
+            for (long i = 0; i < n; i++) {
+                for (long c = c0; c < c1; c++) {
+                    long off = (i * cs + c) * s * B;
+                    gradSums(p, dy, off, x, off, 1, s, 0, centre.get(F, c * B), acc.reset());
+                    sumDy[(int) c] += acc.sumDy;
+                    sumDyXc[(int) c] += acc.sumDyXc;
+                }
+            }
+        });
     }
 
     /** From channel {@code c}'s Σdy and Σdy*(x - mean) over m values: dgamma[c], dbeta[c] and dx's coefficients. */
