@@ -15,6 +15,7 @@ import static org.quicktheories.generators.Generate.pick;
 import static org.quicktheories.generators.Generate.range;
 
 import io.github.vecnorm.FamilyData.Recipe;
+import io.github.vecnorm.internal.SetStats;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -92,6 +93,15 @@ class LayerNormTest {
                 }
             }
         }
+    }
+
+    /** Rows larger than {@link SetStats#TWO_PASS_MAX_BYTES} take Welford in one pass, row by row, not the pipelined sums. */
+    @Test
+    void rowsTooLargeForTwoPassesMatchTheReference() {
+        int d = (int) (SetStats.TWO_PASS_MAX_BYTES / Float.BYTES) + 37;
+        assertTrue(!SetStats.twoPass(d));
+        qt().withExamples(6).forAll(pick(List.of(1, 2)), FamilyData.recipes(), range(0, 7))
+                .checkAssert((m, rec, flags) -> checkForward(new int[] {m, d}, rec, flags, 1e-5));
     }
 
     @Test

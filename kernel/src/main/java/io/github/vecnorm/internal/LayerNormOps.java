@@ -25,14 +25,29 @@ public final class LayerNormOps {
         long band = band(d);
         loop.forEach(ColumnSums.ceilDiv(m, band), k -> {
             long r0 = k * band, r1 = Math.min(m, r0 + band);
-            // software pipelined: the statistics of row r + 1 are taken before row r is written, so the
-            // latency of their reductions overlaps the (independent) element-wise pass of row r
             Scratch.Task task = Scratch.task();
-            Moments acc = task.moments.reset();
-            SetStats.moments(p, x, r0 * d * B, 1, d, 0, acc, task.centred);
+            if (!SetStats.twoPass(d)) {
+                // a row too large for the caches: Welford in one pass, then the row (nothing to pipeline)
+                for (long r = r0; r < r1; r++) {
+                    Moments acc = task.moments.reset();
+                    SetStats.moments(p, x, r * d * B, 1, d, 0, acc, task.centred);
+                    writeRow(p, d, r, x, y, gamma, beta, mean, rstd, eps, acc.mean(), acc.varBiased());
+                }
+                return;
+            }
+            // software pipelined: the sums of row r + 1 are taken before row r is written, so the latency of
+            // their reductions overlaps the (independent) element-wise pass of row r; the sums about a value
+            // of the row (SetStats.centredSums) stay in locals (through Moments: ~2% slower, JMH 2048x768)
+            CentredSums sums = task.centred;
+            float c = SetStats.centredSums(p, x, r0 * d * B, 1, d, 0, sums);
+            double sum = sums.sum, squares = sums.sumSquares;
             for (long r = r0; r < r1; r++) {
-                double mu = acc.mean(), var = acc.varBiased();
-                if (r + 1 < r1) SetStats.moments(p, x, (r + 1) * d * B, 1, d, 0, acc.reset(), task.centred);
+                double dm = sum / d, mu = c + dm, var = Math.max(0.0, squares - sum * dm) / d;
+                if (r + 1 < r1) {
+                    c = SetStats.centredSums(p, x, (r + 1) * d * B, 1, d, 0, sums);
+                    sum = sums.sum;
+                    squares = sums.sumSquares;
+                }
                 writeRow(p, d, r, x, y, gamma, beta, mean, rstd, eps, mu, var);
             }
         });

@@ -49,20 +49,28 @@ public final class SetStats {
             BatchNormOps.shiftedMoments(p, x, off, n, s, stride, acc);
             return;
         }
+        float c = centredSums(p, x, off, n, s, stride, sums);
+        double dm = sums.sum / ((double) n * s);
+        acc.merge((double) n * s, c + dm, Math.max(0.0, sums.sumSquares - sums.sum * dm));
+    }
+
+    /**
+     * For a set that {@link #twoPass fits}: Σd and Σd² into {@code sums} about a value c of the set, returned:
+     * the set's first value x0 when it lies within {@link #ONE_PASS_SIGMAS} deviations of the mean, else
+     * c = fl(mean) found from the first pass. The mean is then c + Σd/n and M2 = Σd² - (Σd)²/n.
+     */
+    public static float centredSums(Primitives p, MemorySegment x, long off, long n, long s, long stride,
+                                    CentredSums sums) {
         // the set is at most TWO_PASS_MAX_BYTES, so s fits an int
         double count = (double) n * s;
         float x0 = x.get(F, off);
         p.centredSums(x, off, n, (int) s, stride, x0, sums.reset());
         double dm = sums.sum / count;
         double m2 = Math.max(0.0, sums.sumSquares - sums.sum * dm);
-        if (dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2) {
-            // x0 is near the mean: the sums about it lose at most a factor 1 + dm²/var to cancellation
-            acc.merge(count, x0 + dm, m2);
-            return;
-        }
+        // x0 near the mean: the sums about it lose at most a factor 1 + dm²/var to cancellation
+        if (dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2) return x0;
         float c = (float) (x0 + dm);
         p.centredSums(x, off, n, (int) s, stride, c, sums.reset());
-        double meanOffset = sums.sum / count;
-        acc.merge(count, c + meanOffset, Math.max(0.0, sums.sumSquares - sums.sum * meanOffset));
+        return c;
     }
 }
