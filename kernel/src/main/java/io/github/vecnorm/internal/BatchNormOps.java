@@ -41,10 +41,8 @@ public final class BatchNormOps {
             BatchNormColumns.trainingStats(p, n, cs, s, x, gamma, beta, saveMean, saveInvstd, runMean, runVar,
                     factor, eps, coef, loop);
         } else if (sumsInMemoryOrder(n, cs, s)) {
-            double[] sum = Scratch.doubles(0, cs), squares = Scratch.doubles(1, cs);
-            long b = blockChannels(cs, loop);
-            loop.forEach(ColumnSums.ceilDiv(cs, b), k -> memoryOrderStats(p, n, cs, s, k * b, Math.min(cs, k * b + b),
-                    x, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, sum, squares, coef));
+            memoryOrderStats(p, n, cs, s, x, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, coef,
+                    loop);
         } else {
             loop.forEach(cs, c -> trainingStats(p, n, cs, s, c, x, gamma, beta, saveMean, saveInvstd,
                     runMean, runVar, factor, eps, coef));
@@ -77,7 +75,7 @@ public final class BatchNormOps {
         float[] coef = dx == null ? null : Scratch.floats(COEFS * cs);
         if (sumsInMemoryOrder(n, cs, s)) {
             double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
-            memoryOrderGradSums(p, n, cs, s, dy, x, saveMean, sumDy, sumDyXc, loop);
+            memoryOrderSums(p, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
             for (long c = 0; c < cs; c++) {
                 finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
                         saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
@@ -107,7 +105,7 @@ public final class BatchNormOps {
                 BatchNormColumns.inferenceSums(p, n, cs, s, dy, x, runMean, runVar, eps, dgamma, dbeta, coef, loop);
             } else if (sumsInMemoryOrder(n, cs, s)) {
                 double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
-                memoryOrderGradSums(p, n, cs, s, dy, x, runMean, sumDy, sumDyXc, loop);
+                memoryOrderSums(p, n, cs, s, dy, x, runMean, B, sumDy, sumDyXc, loop);
                 for (long c = 0; c < cs; c++) {
                     finishInferenceSums(c, sumDy[(int) c], sumDyXc[(int) c], runVar, eps, dgamma, dbeta);
                 }
@@ -197,7 +195,7 @@ public final class BatchNormOps {
     /**
      * Whether (n, cs, s) takes its training statistics as sums about a shift in memory order
      * ({@link #memoryOrderStats}), not Welford channel by channel, and its backward sums in memory order
-     * ({@link #memoryOrderGradSums}).
+     * ({@link #memoryOrderSums}).
      */
     public static boolean sumsInMemoryOrder(long n, long cs, long s) {
         return !columnPath(n, cs, s) && memoryOrder(s);
@@ -226,47 +224,74 @@ public final class BatchNormOps {
     }
 
     /**
-     * The statistics of channels [c0, c1) read in memory order, sample by sample: Σd and Σd², d = x - x0
-     * about the channel's first value x0 = x[0, c, 0], each run's sums (float lanes, {@link
-     * Primitives#centredSums}) added into {@code sum[c]} and {@code squares[c]} in double, sample by sample.
-     * mean = x0 + Σd/m and M2 = Σd² - (Σd)²/m, kept when x0 lies within {@link SetStats#ONE_PASS_SIGMAS}
-     * deviations of the mean; otherwise (x0 an outlier, rare) the channel is summed once more about
-     * c = fl(mean), channel by channel. Welford channel by channel read the headline tensor's 25.7 MB at
-     * ~45 GB/s; these sums in memory order at ~70 GB/s (a plain read: ~90). A channel's arithmetic does not
-     * depend on the block, so results do not depend on the thread count.
+     * The training statistics read in memory order ({@link #memoryOrderSums}): Σd and Σd² per channel,
+     * d = x - x0 about the channel's first value x0 = x[0, c, 0]; mean = x0 + Σd/m and M2 = Σd² - (Σd)²/m,
+     * kept when x0 lies within {@link SetStats#ONE_PASS_SIGMAS} deviations of the mean; otherwise (x0 an
+     * outlier, rare) the channel is summed once more about c = fl(mean), channel by channel. Welford
+     * channel by channel read the headline tensor's 25.7 MB at ~45 GB/s; these sums at ~70 GB/s (a plain
+     * read: ~90).
      */
-    static void memoryOrderStats(Primitives p, long n, long cs, long s, long c0, long c1,
-                                 MemorySegment x, MemorySegment gamma, MemorySegment beta,
-                                 MemorySegment saveMean, MemorySegment saveInvstd,
-                                 MemorySegment runMean, MemorySegment runVar, double factor, double eps,
-                                 double[] sum, double[] squares, float[] coef) {
-        CentredSums acc = Scratch.task().centred;
-        for (long c = c0; c < c1; c++) {
-            sum[(int) c] = 0;
-            squares[(int) c] = 0;
-        }
-        for (long i = 0; i < n; i++) {
-            for (long c = c0; c < c1; c++) {
-                centredSums(p, x, (i * cs + c) * s * B, 1, s, 0, x.get(F, c * s * B), acc.reset());
-                sum[(int) c] += acc.sum;
-                squares[(int) c] += acc.sumSquares;
-            }
-        }
+    static void memoryOrderStats(Primitives p, long n, long cs, long s, MemorySegment x,
+                                 MemorySegment gamma, MemorySegment beta, MemorySegment saveMean,
+                                 MemorySegment saveInvstd, MemorySegment runMean, MemorySegment runVar,
+                                 double factor, double eps, float[] coef, Loop loop) {
+        double[] sum = Scratch.doubles(0, cs), squares = Scratch.doubles(1, cs);
+        memoryOrderSums(p, n, cs, s, null, x, x, s * B, sum, squares, loop);
         double count = (double) n * s;
-        for (long c = c0; c < c1; c++) {
+        loop.forEach(cs, c -> {
             double centre = x.get(F, c * s * B);
             double dm = sum[(int) c] / count;
             double m2 = Math.max(0.0, squares[(int) c] - sum[(int) c] * dm);
             if (dm * dm * count > SetStats.ONE_PASS_SIGMAS * SetStats.ONE_PASS_SIGMAS * m2) {
                 float again = (float) (centre + dm);
-                centredSums(p, x, c * s * B, n, s, cs * s * B, again, acc.reset());
+                CentredSums acc = Scratch.task().centred.reset();
+                centredSums(p, x, c * s * B, n, s, cs * s * B, again, acc);
                 centre = again;
                 dm = acc.sum / count;
                 m2 = Math.max(0.0, acc.sumSquares - acc.sum * dm);
             }
             finishStats(c, centre + dm, m2, count, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps,
                     coef);
-        }
+        });
+    }
+
+    /**
+     * Per-channel sums over x (and dy) read in memory order, sample by sample, one block of channels per
+     * task: each run's sums about its channel's centre c = centres[c * centreStride bytes] (float lanes)
+     * added into the channel's doubles a[c] and b[c], in sample order, so a channel's arithmetic does not
+     * depend on the block or the thread count. dy null: Σ(x - c) and Σ(x - c)² ({@link
+     * Primitives#centredSums}); otherwise Σdy and Σdy*(x - c) ({@link Primitives#gradSums}). Channel by
+     * channel, a channel is N strided runs (12.5 KB each on the headline shape) that the prefetchers pick
+     * up one by one.
+     */
+    static void memoryOrderSums(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
+                                MemorySegment centres, long centreStride, double[] a, double[] b, Loop loop) {
+        long block = blockChannels(cs, loop);
+        loop.forEach(ColumnSums.ceilDiv(cs, block), k -> {
+            long c0 = k * block, c1 = Math.min(cs, c0 + block);
+            Scratch.Task task = Scratch.task();
+            for (long c = c0; c < c1; c++) {
+                a[(int) c] = 0;
+                b[(int) c] = 0;
+            }
+            for (long i = 0; i < n; i++) {
+                for (long c = c0; c < c1; c++) {
+                    long off = (i * cs + c) * s * B;
+                    float centre = centres.get(F, c * centreStride);
+                    if (dy == null) {
+                        CentredSums acc = task.centred.reset();
+                        centredSums(p, x, off, 1, s, 0, centre, acc);
+                        a[(int) c] += acc.sum;
+                        b[(int) c] += acc.sumSquares;
+                    } else {
+                        GradSums acc = task.grads.reset();
+                        gradSums(p, dy, off, x, off, 1, s, 0, centre, acc);
+                        a[(int) c] += acc.sumDy;
+                        b[(int) c] += acc.sumDyXc;
+                    }
+                }
+            }
+        });
     }
 
     /**
@@ -336,33 +361,6 @@ public final class BatchNormOps {
         GradSums sums = Scratch.task().grads.reset();
         gradSums(p, dy, off, x, off, n, s, stride, mean, sums);
         finishBackward(c, sums.sumDy, sums.sumDyXc, (double) n * s, mean, invstd, gamma, dgamma, dbeta, coef);
-    }
-
-    /**
-     * The backward sums of every channel read in memory order, as {@link #memoryOrderStats} reads x: each
-     * run's Σdy and Σdy*(x - centre[c]) (float lanes) added into the channel's doubles sumDy[c] and
-     * sumDyXc[c], sample by sample, one block of channels per task. About a given centre (the saved or the
-     * running mean), so no second pass.
-     */
-    static void memoryOrderGradSums(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
-                                    MemorySegment centre, double[] sumDy, double[] sumDyXc, Loop loop) {
-        long b = blockChannels(cs, loop);
-        loop.forEach(ColumnSums.ceilDiv(cs, b), k -> {
-            long c0 = k * b, c1 = Math.min(cs, c0 + b);
-            GradSums acc = Scratch.task().grads;
-            for (long c = c0; c < c1; c++) {
-                sumDy[(int) c] = 0;
-                sumDyXc[(int) c] = 0;
-            }
-            for (long i = 0; i < n; i++) {
-                for (long c = c0; c < c1; c++) {
-                    long off = (i * cs + c) * s * B;
-                    gradSums(p, dy, off, x, off, 1, s, 0, centre.get(F, c * B), acc.reset());
-                    sumDy[(int) c] += acc.sumDy;
-                    sumDyXc[(int) c] += acc.sumDyXc;
-                }
-            }
-        });
     }
 
     /** From channel {@code c}'s Σdy and Σdy*(x - mean) over m values: dgamma[c], dbeta[c] and dx's coefficients. */
