@@ -128,9 +128,10 @@ public final class BatchNormOps {
         if (BatchNormColumns.applies(n, cs, s)) {
             BatchNormColumns.affine(p, n, cs, s, in, out, coef, loop);
         } else if (memoryOrder(s)) {
-            // without a channel pass before, any block size will do; one block per task still gives every
-            // task work when N is small
-            long b = blockChannels(cs, loop);
+            // without a channel pass before, whole samples (each task a contiguous range of the tensor: JMH,
+            // 2 threads, inference 0.40-0.43 ms against 0.43-0.46 with channel blocks), unless there are fewer
+            // samples than tasks
+            long b = afterChannels || n < loop.tasks() ? blockChannels(cs, loop) : cs;
             loop.forEach(runItems(n, cs, b), j -> {
                 long c0 = firstChannel(j, n, b), c1 = Math.min(cs, c0 + b), r0 = firstRun(j, n, cs);
                 for (long c = c0; c < c1; c++) affineRun(p, s, r0 + c, c, in, out, coef);
