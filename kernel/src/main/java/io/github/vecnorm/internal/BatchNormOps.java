@@ -121,7 +121,8 @@ public final class BatchNormOps {
     /**
      * The element-wise pass out = (in - center) * a + b with per-channel coefficients, in the faster order;
      * coef holds at least {@link #scratchFloats} floats. {@code afterChannels}: the call has just read the
-     * input channel by channel, so each thread takes the runs of its own channels ({@link #runItems}).
+     * input by channels (each task its channels, {@link #blockChannels}), so each thread takes the runs of
+     * its own channels ({@link #runItems}).
      */
     static void applyAffine(Primitives p, long n, long cs, long s, MemorySegment in, MemorySegment out,
                             float[] coef, boolean afterChannels, Loop loop) {
@@ -163,7 +164,7 @@ public final class BatchNormOps {
      * channels' runs contiguous in memory ({@link #firstChannel} on, from run {@link #firstRun} +
      * channel). A block's items are contiguous, so a range of items is a range of channels; with b = C
      * this is memory order. An item of runs, not of one run: the item's arithmetic (integer divides) and
-     * dispatch, once per run, cost ~5% of an inference pass over the headline tensor. Each run is
+     * dispatch, once per run, cost 2-5% of an inference pass over the headline tensor. Each run is
      * computed alike whatever its item.
      */
     static long runItems(long n, long cs, long b) {
