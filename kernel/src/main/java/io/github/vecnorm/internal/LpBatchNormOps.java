@@ -52,8 +52,12 @@ public final class LpBatchNormOps {
         }
         if (dx == null && dgamma == null && dbeta == null) return;
         float[] coef = dx == null ? null : Scratch.floats(STEP_COEFS * cs);
+        // Σdy and Σdy*(x - mean) in memory order where BatchNorm takes them so (then per channel from these)
+        boolean memoryOrder = BatchNormOps.memoryOrder(s);
+        double[] sumDy = memoryOrder ? Scratch.doubles(0, cs) : null, sumDyXc = memoryOrder ? Scratch.doubles(1, cs) : null;
+        if (memoryOrder) BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
         loop.forEach(cs, c -> backwardSums(pr, p, n, cs, s, c, dy, x, gamma, saveMean, saveInvSpread,
-                dgamma, dbeta, coef));
+                dgamma, dbeta, coef, sumDy, sumDyXc));
         if (dx == null) return;
         if (BatchNormOps.memoryOrder(s)) {
             long b = BatchNormOps.blockChannels(cs, loop);
@@ -110,19 +114,28 @@ public final class LpBatchNormOps {
     }
 
     /**
-     * Backward sums of channel c: Σdy and Σdy*(x - mean) (and the sign or tie counts when dx is wanted);
+     * Backward sums of channel c: Σdy and Σdy*(x - mean) (from sumsDy/sumsDyXc when not null, taken in
+     * memory order before) and the sign or tie counts when dx is wanted;
      * writes dgamma[c], dbeta[c] and leaves (k, r, hi, u, lo, v) of dx = k*dy + r + steps in coef.
      */
     static void backwardSums(Primitives pr, double p, long n, long cs, long s, long c, MemorySegment dy,
                              MemorySegment x, MemorySegment gamma, MemorySegment saveMean,
-                             MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta, float[] coef) {
+                             MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta, float[] coef,
+                             double[] sumsDy, double[] sumsDyXc) {
         long off = c * s * B, stride = cs * s * B;
         float meanF = saveMean.get(F, c * B);
         double inv = saveInvSpread.get(F, c * B);
         Scratch.Task task = Scratch.task();
-        GradSums sums = task.grads.reset();
-        BatchNormOps.gradSums(pr, dy, off, x, off, n, s, stride, meanF, sums);
-        double sumDy = sums.sumDy, g = sums.sumDyXc * inv;
+        double sumDy, g;
+        if (sumsDy != null) {
+            sumDy = sumsDy[(int) c];
+            g = sumsDyXc[(int) c] * inv;
+        } else {
+            GradSums sums = task.grads.reset();
+            BatchNormOps.gradSums(pr, dy, off, x, off, n, s, stride, meanF, sums);
+            sumDy = sums.sumDy;
+            g = sums.sumDyXc * inv;
+        }
         if (dgamma != null) dgamma.set(F, c * B, (float) g);
         if (dbeta != null) dbeta.set(F, c * B, (float) sumDy);
         if (coef == null) return;
