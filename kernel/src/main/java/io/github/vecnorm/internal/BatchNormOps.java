@@ -241,17 +241,16 @@ public final class BatchNormOps {
         memoryOrderSums(p, n, cs, s, null, x, x, s * B, sum, squares, loop);
         double count = (double) n * s;
         loop.forEach(cs, c -> {
-            double centre = x.get(F, c * s * B);
-            double dm = sum[(int) c] / count;
-            double m2 = Math.max(0.0, squares[(int) c] - sum[(int) c] * dm);
-            if (dm * dm * count > SetStats.ONE_PASS_SIGMAS * SetStats.ONE_PASS_SIGMAS * m2) {
-                float again = (float) (centre + dm);
+            double centre = x.get(F, c * s * B), sumC = sum[(int) c], squaresC = squares[(int) c];
+            if (!SetStats.keepsShift(sumC, squaresC, count)) {
+                float again = (float) (centre + sumC / count);
                 CentredSums acc = Scratch.task().centred.reset();
                 centredSums(p, x, c * s * B, n, s, cs * s * B, again, acc);
                 centre = again;
-                dm = acc.sum / count;
-                m2 = Math.max(0.0, acc.sumSquares - acc.sum * dm);
+                sumC = acc.sum;
+                squaresC = acc.sumSquares;
             }
+            double dm = sumC / count, m2 = Math.max(0.0, squaresC - sumC * dm);
             finishStats(c, centre + dm, m2, count, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps,
                     coef);
         });

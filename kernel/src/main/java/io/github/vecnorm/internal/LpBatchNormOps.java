@@ -54,12 +54,17 @@ public final class LpBatchNormOps {
         float[] coef = dx == null ? null : Scratch.floats(STEP_COEFS * cs);
         // Σdy and Σdy*(x - mean) in memory order where BatchNorm takes them so (then per channel from these)
         boolean memoryOrder = BatchNormOps.memoryOrder(s);
-        double[] sumDy = memoryOrder ? Scratch.doubles(0, cs) : null, sumDyXc = memoryOrder ? Scratch.doubles(1, cs) : null;
-        if (memoryOrder) BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
+        double[] sumDy = null, sumDyXc = null;
+        if (memoryOrder) {
+            sumDy = Scratch.doubles(0, cs);
+            sumDyXc = Scratch.doubles(1, cs);
+            BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
+        }
+        double[] fromDy = sumDy, fromDyXc = sumDyXc;
         loop.forEach(cs, c -> backwardSums(pr, p, n, cs, s, c, dy, x, gamma, saveMean, saveInvSpread,
-                dgamma, dbeta, coef, sumDy, sumDyXc));
+                dgamma, dbeta, coef, fromDy, fromDyXc));
         if (dx == null) return;
-        if (BatchNormOps.memoryOrder(s)) {
+        if (memoryOrder) {
             long b = BatchNormOps.blockChannels(cs, loop);
             loop.forEach(BatchNormOps.runItems(n, cs, b), j -> {
                 long c0 = BatchNormOps.firstChannel(j, n, b), c1 = Math.min(cs, c0 + b);

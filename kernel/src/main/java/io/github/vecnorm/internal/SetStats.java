@@ -65,12 +65,20 @@ public final class SetStats {
         double count = (double) n * s;
         float x0 = x.get(F, off);
         p.centredSums(x, off, n, (int) s, stride, x0, sums.reset());
-        double dm = sums.sum / count;
-        double m2 = Math.max(0.0, sums.sumSquares - sums.sum * dm);
-        // x0 near the mean: the sums about it lose at most a factor 1 + dm²/var to cancellation
-        if (dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2) return x0;
-        float c = (float) (x0 + dm);
+        if (keepsShift(sums.sum, sums.sumSquares, count)) return x0;
+        float c = (float) (x0 + sums.sum / count);
         p.centredSums(x, off, n, (int) s, stride, c, sums.reset());
         return c;
+    }
+
+    /**
+     * Whether sums Σd and Σd² of count values about a shift stand: the shift lies within {@link #ONE_PASS_SIGMAS}
+     * deviations of the mean, so the sums lose at most a factor 1 + (mean - shift)²/var to cancellation.
+     * Otherwise the set is summed again about fl(mean).
+     */
+    static boolean keepsShift(double sum, double squares, double count) {
+        double dm = sum / count;
+        double m2 = Math.max(0.0, squares - sum * dm);
+        return dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2;
     }
 }
