@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The WeightNorm / L_p primitives (sumAbsDiff, minMax, countSteps, gradApplySteps, rowLinear) of every
  * implementation loadable in this JVM, against double references on strided runs of awkward lengths:
- * minMax and countSteps exactly; gradApplySteps and rowLinear bit for bit against the same float
+ * minMax (as values: a zero's sign is open) and countSteps exactly; gradApplySteps and rowLinear bit for bit against the same float
  * operations written out here (fma(p, dy, r + steps), fma(a, u, b*v)); sumAbsDiff within
  * {@code (2u + uA*(k + L + 4)) * Σ|x - c - c2|}, k = values per lane (worst case, non-negative terms).
  */
@@ -90,8 +90,9 @@ class LpPrimitivesTest {
 
             float[] mm = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
             p.minMax(x, off, runs, len, stride, mm);
-            assertEquals(lo, mm[0], "min " + where);
-            assertEquals(hi, mm[1], "max " + where);
+            // as values: the contract leaves a zero's sign open
+            assertEquals(lo, mm[0], 0f, "min " + where);
+            assertEquals(hi, mm[1], 0f, "max " + where);
 
             long[] counts = new long[2];
             p.countSteps(x, off, runs, len, stride, hi, lo, counts);
@@ -151,6 +152,45 @@ class LpPrimitivesTest {
             for (int i = 0; i < len; i++) {
                 float expected = Math.fma(a[i], dy.get(F, i * 4L), b[i] * x.get(F, i * 4L));
                 assertEquals(expected, copy.get(F, i * 4L), "rowLinear in place at " + i + " " + where);
+            }
+        }
+    }
+
+    @Test
+    void minMaxOfSignedZerosIsZero() {
+        for (Primitives p : impls()) {
+            try (Arena arena = Arena.ofConfined()) {
+                // lanes and tail see +0 and -0 in both orders; the extremes are 0 and 1, a zero of either sign
+                MemorySegment x = TestData.filled(arena, 41, 1f, 0);
+                for (int i = 0; i < 41; i += 2) x.set(F, i * 4L, (i / 2) % 3 == 0 ? -0f : 0f);
+                float[] mm = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+                p.minMax(x, 0, 1, 41, 0, mm);
+                assertTrue(mm[0] == 0f && mm[1] == 1f, p.name() + ": " + mm[0] + ", " + mm[1]);
+                long[] counts = new long[2];
+                p.countSteps(x, 0, 1, 41, 0, mm[1], mm[0], counts);
+                assertArrayEquals(new long[] {20, 21}, counts, p.name() + ": ties of the extremes");
+            }
+        }
+    }
+
+    @Test
+    void minMaxOfInfinities() {
+        for (Primitives p : impls()) {
+            try (Arena arena = Arena.ofConfined()) {
+                for (int at : new int[] {0, 5, 16, 40}) {
+                    // +inf alone, then with -inf elsewhere (in the lanes or the tail)
+                    MemorySegment x = TestData.filled(arena, 41, 2f, 0);
+                    x.set(F, 7 * 4L, -3f);
+                    x.set(F, at * 4L, Float.POSITIVE_INFINITY);
+                    float[] mm = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+                    p.minMax(x, 0, 1, 41, 0, mm);
+                    assertArrayEquals(new float[] {-3f, Float.POSITIVE_INFINITY}, mm, p.name() + " +inf at " + at);
+                    x.set(F, (at + 19) % 41 * 4L, Float.NEGATIVE_INFINITY);
+                    mm = new float[] {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+                    p.minMax(x, 0, 1, 41, 0, mm);
+                    assertArrayEquals(new float[] {Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY}, mm,
+                            p.name() + " -inf and +inf at " + at);
+                }
             }
         }
     }
