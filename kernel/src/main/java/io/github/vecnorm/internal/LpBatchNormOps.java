@@ -112,17 +112,13 @@ public final class LpBatchNormOps {
         }
         if (dx == null && dgamma == null && dbeta == null) return;
         float[] coef = dx == null ? null : Scratch.floats(STEP_COEFS * cs);
-        // Σdy and Σdy*(x - mean) in memory order where BatchNorm takes them so (then per channel from these)
         boolean memoryOrder = BatchNormOps.memoryOrder(s);
-        double[] sumDy = null, sumDyXc = null;
         if (memoryOrder) {
-            sumDy = Scratch.doubles(0, cs);
-            sumDyXc = Scratch.doubles(1, cs);
-            BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
+            memoryOrderSums(pr, p, n, cs, s, dy, x, gamma, saveMean, saveInvSpread, dgamma, dbeta, coef, loop);
+        } else {
+            loop.forEach(cs, c -> backwardSums(pr, p, n, cs, s, c, dy, x, gamma, saveMean, saveInvSpread,
+                    dgamma, dbeta, coef));
         }
-        double[] fromDy = sumDy, fromDyXc = sumDyXc;
-        loop.forEach(cs, c -> backwardSums(pr, p, n, cs, s, c, dy, x, gamma, saveMean, saveInvSpread,
-                dgamma, dbeta, coef, fromDy, fromDyXc));
         if (dx == null) return;
         if (memoryOrder) {
             long b = BatchNormOps.blockChannels(cs, loop);
@@ -183,42 +179,135 @@ public final class LpBatchNormOps {
     }
 
     /**
-     * Backward sums of channel c: Σdy and Σdy*(x - mean) (from sumsDy/sumsDyXc when not null, taken in
-     * memory order before) and the sign or tie counts when dx is wanted;
-     * writes dgamma[c], dbeta[c] and leaves (k, r, hi, u, lo, v) of dx = k*dy + r + steps in coef.
+     * The backward's sums in memory order, as BatchNorm's ({@link BatchNormOps#memoryOrderRuns}): Σdy and
+     * Σdy*(x - mean) per channel, and with them (when dx is wanted) for p = 1 the sign counts about the
+     * mean, each run read again while it is in L1; for p = inf the minimum and maximum, then the ties of
+     * each in a second pass. Channel by channel, those counts and extremes read x once or twice more.
+     */
+    static void memoryOrderSums(Primitives pr, double p, long n, long cs, long s, MemorySegment dy,
+                                MemorySegment x, MemorySegment gamma, MemorySegment saveMean,
+                                MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta,
+                                float[] coef, Loop loop) {
+        int k = (int) cs;
+        // slot 0: Σdy at c, the minimum (p = inf) at k + c, [x >= hi] at 2k + c; slot 1: Σdy*(x - mean) at c,
+        // the maximum at k + c, [x <= lo] at 2k + c (for p = 1, hi = lo = mean and the counts at k + c)
+        double[] a = Scratch.doubles(0, 3L * k), b = Scratch.doubles(1, 3L * k);
+        if (coef == null) {
+            BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, a, b, loop);
+            for (long c = 0; c < cs; c++) {
+                finishBackward(p, n, s, c, a[(int) c], b[(int) c], 0, 0, 0, 0, gamma, saveMean, saveInvSpread,
+                        dgamma, dbeta, null);
+            }
+            return;
+        }
+        Arrays.fill(a, 0, 3 * k, 0.0);
+        Arrays.fill(b, 0, 3 * k, 0.0);
+        if (p == 1) {
+            BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
+                float meanF = saveMean.get(F, c * B);
+                gradSums(pr, dy, x, off, s, meanF, task, a, b, c);
+                long[] counts = task.counts;
+                counts[0] = 0;
+                counts[1] = 0;
+                countSteps(pr, x, off, 1, s, 0, meanF, meanF, counts);
+                a[k + c] += counts[0];
+                b[k + c] += counts[1];
+            });
+            loop.forEach(cs, c -> {
+                float meanF = saveMean.get(F, c * B);
+                finishBackward(p, n, s, c, a[(int) c], b[(int) c], meanF, meanF, a[(int) (k + c)],
+                        b[(int) (k + c)], gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
+            });
+            return;
+        }
+        Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
+        Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
+        BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
+            gradSums(pr, dy, x, off, s, saveMean.get(F, c * B), task, a, b, c);
+            float[] mm = task.minMax;
+            mm[0] = (float) a[k + c];
+            mm[1] = (float) b[k + c];
+            minMax(pr, x, off, 1, s, 0, mm);
+            a[k + c] = mm[0];
+            b[k + c] = mm[1];
+        });
+        BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
+            long[] counts = task.counts;
+            counts[0] = 0;
+            counts[1] = 0;
+            countSteps(pr, x, off, 1, s, 0, (float) b[k + c], (float) a[k + c], counts);
+            a[2 * k + c] += counts[0];
+            b[2 * k + c] += counts[1];
+        });
+        loop.forEach(cs, c -> {
+            int i = (int) c;
+            finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], a[2 * k + i], b[2 * k + i],
+                    gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
+        });
+    }
+
+    /** Σdy and Σdy*(x - centre) of one run at off, added into a[c] and b[c]. */
+    private static void gradSums(Primitives pr, MemorySegment dy, MemorySegment x, long off, long s, float centre,
+                                 Scratch.Task task, double[] a, double[] b, int c) {
+        GradSums sums = task.grads.reset();
+        BatchNormOps.gradSums(pr, dy, off, x, off, 1, s, 0, centre, sums);
+        a[c] += sums.sumDy;
+        b[c] += sums.sumDyXc;
+    }
+
+    /**
+     * Backward sums of channel c, for runs too short for memory order: Σdy, Σdy*(x - mean), and when dx is
+     * wanted the sign counts (p = 1) or the extremes and their ties (p = inf), then {@link #finishBackward}.
      */
     static void backwardSums(Primitives pr, double p, long n, long cs, long s, long c, MemorySegment dy,
                              MemorySegment x, MemorySegment gamma, MemorySegment saveMean,
-                             MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta, float[] coef,
-                             double[] sumsDy, double[] sumsDyXc) {
+                             MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta, float[] coef) {
         long off = c * s * B, stride = cs * s * B;
         float meanF = saveMean.get(F, c * B);
-        double inv = saveInvSpread.get(F, c * B);
         Scratch.Task task = Scratch.task();
-        double sumDy, g;
-        if (sumsDy != null) {
-            sumDy = sumsDy[(int) c];
-            g = sumsDyXc[(int) c] * inv;
-        } else {
-            GradSums sums = task.grads.reset();
-            BatchNormOps.gradSums(pr, dy, off, x, off, n, s, stride, meanF, sums);
-            sumDy = sums.sumDy;
-            g = sums.sumDyXc * inv;
+        GradSums sums = task.grads.reset();
+        BatchNormOps.gradSums(pr, dy, off, x, off, n, s, stride, meanF, sums);
+        float hi = meanF, lo = meanF;
+        long[] counts = task.counts;
+        counts[0] = 0;
+        counts[1] = 0;
+        if (coef != null) {
+            if (p != 1) {
+                float[] mm = task.minMax;
+                mm[0] = Float.POSITIVE_INFINITY;
+                mm[1] = Float.NEGATIVE_INFINITY;
+                minMax(pr, x, off, n, s, stride, mm);
+                hi = mm[1];
+                lo = mm[0];
+            }
+            // p = 1: sign(x - mean) = [x >= mean] - [x <= mean]; p = inf: the ties of each extreme
+            countSteps(pr, x, off, n, s, stride, hi, lo, counts);
         }
+        finishBackward(p, n, s, c, sums.sumDy, sums.sumDyXc, hi, lo, counts[0], counts[1], gamma, saveMean,
+                saveInvSpread, dgamma, dbeta, coef);
+    }
+
+    /**
+     * From channel c's Σdy, Σdy*(x - mean), and (when coef is not null) the steps hi, lo with the counts
+     * nHi of x >= hi and nLo of x <= lo (p = 1: hi = lo = the saved mean; p = inf: the maximum and minimum):
+     * writes dgamma[c], dbeta[c] and leaves (k, r, hi, u, lo, v) of dx = k*dy + r + steps in coef.
+     */
+    private static void finishBackward(double p, long n, long s, long c, double sumDy, double sumDyXc, float hi,
+                                       float lo, double nHi, double nLo, MemorySegment gamma, MemorySegment saveMean,
+                                       MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta,
+                                       float[] coef) {
+        double inv = saveInvSpread.get(F, c * B);
+        double g = sumDyXc * inv;
         if (dgamma != null) dgamma.set(F, c * B, (float) g);
         if (dbeta != null) dbeta.set(F, c * B, (float) sumDy);
         if (coef == null) return;
+        float meanF = saveMean.get(F, c * B);
         double m = (double) n * s;
         double k = BatchNormOps.at(gamma, c, 1f) * inv;
         int i = (int) (STEP_COEFS * c);
         coef[i] = (float) k;
-        long[] counts = task.counts;
-        counts[0] = 0;
-        counts[1] = 0;
         if (p == 1) {
-            // sign(x - mean) = [x >= mean] - [x <= mean]
-            countSteps(pr, x, off, n, s, stride, meanF, meanF, counts);
-            double sumSign = counts[0] - counts[1];
+            double sumSign = nHi - nLo;
             double q = -k * g / m;
             coef[i + 1] = (float) (-k * (sumDy - g * sumSign / m) / m);
             coef[i + 2] = meanF;
@@ -226,21 +315,16 @@ public final class LpBatchNormOps {
             coef[i + 4] = meanF;
             coef[i + 5] = (float) -q;
         } else {
-            float[] mm = task.minMax;
-            mm[0] = Float.POSITIVE_INFINITY;
-            mm[1] = Float.NEGATIVE_INFINITY;
-            minMax(pr, x, off, n, s, stride, mm);
-            countSteps(pr, x, off, n, s, stride, mm[1], mm[0], counts);
             // which extreme is farther from the (saved) mean; both when equally far
-            double dMax = (double) mm[1] - meanF, dMin = meanF - (double) mm[0];
+            double dMax = (double) hi - meanF, dMin = meanF - (double) lo;
             boolean useMax = dMax >= dMin, useMin = dMin >= dMax;
-            double nMax = useMax ? counts[0] : 0, nMin = useMin ? counts[1] : 0;
+            double nMax = useMax ? nHi : 0, nMin = useMin ? nLo : 0;
             double ties = nMax + nMin, sumE = nMax - nMin;
             double q = -k * g / ties;
             coef[i + 1] = (float) (-k * sumDy / m + k * g * sumE / (m * ties));
-            coef[i + 2] = mm[1];
+            coef[i + 2] = hi;
             coef[i + 3] = useMax ? (float) q : 0f;
-            coef[i + 4] = mm[0];
+            coef[i + 4] = lo;
             coef[i + 5] = useMin ? (float) -q : 0f;
         }
     }
