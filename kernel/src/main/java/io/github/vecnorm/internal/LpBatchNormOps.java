@@ -181,17 +181,20 @@ public final class LpBatchNormOps {
     /**
      * The backward's sums in memory order, as BatchNorm's ({@link BatchNormOps#memoryOrderRuns}): Σdy and
      * Σdy*(x - mean) per channel, and with them (when dx is wanted) for p = 1 the sign counts about the
-     * mean, each run read again while it is in L1; for p = inf the minimum and maximum, then the ties of
-     * each in a second pass. Channel by channel, those counts and extremes read x once or twice more.
+     * mean, each run read again while it is in L1; for p = inf the minimum and maximum of each run, then
+     * the ties of the channel's extremes in the runs that hold them. Channel by channel, those counts and
+     * extremes read x once or twice more.
      */
     static void memoryOrderSums(Primitives pr, double p, long n, long cs, long s, MemorySegment dy,
                                 MemorySegment x, MemorySegment gamma, MemorySegment saveMean,
                                 MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta,
                                 float[] coef, Loop loop) {
         int k = (int) cs;
-        // slot 0: Σdy at c, the minimum (p = inf) at k + c, [x >= hi] at 2k + c; slot 1: Σdy*(x - mean) at c,
-        // the maximum at k + c, [x <= lo] at 2k + c (for p = 1, hi = lo = mean and the counts at k + c)
-        double[] a = Scratch.doubles(0, 3L * k), b = Scratch.doubles(1, 3L * k);
+        // slot 0: Σdy at c, then (p = 1) [x >= mean] or (p = inf) the minimum at k + c, and (p = inf) each run's
+        // minimum at 2k + run; slot 1: Σdy*(x - mean) at c, then [x <= mean] or the maximum at k + c, and each
+        // run's maximum at 2k + run
+        long size = coef == null ? k : p == 1 ? 2L * k : 2L * k + n * cs;
+        double[] a = Scratch.doubles(0, size), b = Scratch.doubles(1, size);
         if (coef == null) {
             BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, a, b, loop);
             for (long c = 0; c < cs; c++) {
@@ -200,8 +203,8 @@ public final class LpBatchNormOps {
             }
             return;
         }
-        Arrays.fill(a, 0, 3 * k, 0.0);
-        Arrays.fill(b, 0, 3 * k, 0.0);
+        Arrays.fill(a, 0, 2 * k, 0.0);
+        Arrays.fill(b, 0, 2 * k, 0.0);
         if (p == 1) {
             BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
                 float meanF = saveMean.get(F, c * B);
@@ -220,29 +223,38 @@ public final class LpBatchNormOps {
             });
             return;
         }
+        // p = inf: the extremes of each run too, so that only the runs holding a channel's extreme are read
+        // again to count its ties (one or two of N for continuous data)
         Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
         Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
         BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
             gradSums(pr, dy, x, off, s, saveMean.get(F, c * B), task, a, b, c);
             float[] mm = task.minMax;
-            mm[0] = (float) a[k + c];
-            mm[1] = (float) b[k + c];
+            mm[0] = Float.POSITIVE_INFINITY;
+            mm[1] = Float.NEGATIVE_INFINITY;
             minMax(pr, x, off, 1, s, 0, mm);
-            a[k + c] = mm[0];
-            b[k + c] = mm[1];
-        });
-        BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
-            long[] counts = task.counts;
-            counts[0] = 0;
-            counts[1] = 0;
-            countSteps(pr, x, off, 1, s, 0, (float) b[k + c], (float) a[k + c], counts);
-            a[2 * k + c] += counts[0];
-            b[2 * k + c] += counts[1];
+            int run = (int) (off / (s * B));
+            a[2 * k + run] = mm[0];
+            b[2 * k + run] = mm[1];
+            a[k + c] = Math.min(a[k + c], mm[0]);
+            b[k + c] = Math.max(b[k + c], mm[1]);
         });
         loop.forEach(cs, c -> {
             int i = (int) c;
-            finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], a[2 * k + i], b[2 * k + i],
-                    gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
+            float lo = (float) a[k + i], hi = (float) b[k + i];
+            long[] counts = Scratch.task().counts;
+            counts[0] = 0;
+            counts[1] = 0;
+            for (long r = 0; r < n; r++) {
+                // x >= hi or x <= lo only in a run whose own extreme equals it (never for a NaN extreme,
+                // which countSteps would not count either)
+                int run = (int) (r * cs + c);
+                if (b[2 * k + run] == hi || a[2 * k + run] == lo) {
+                    countSteps(pr, x, run * s * B, 1, s, 0, hi, lo, counts);
+                }
+            }
+            finishBackward(p, n, s, c, a[i], b[i], hi, lo, counts[0], counts[1], gamma, saveMean, saveInvSpread,
+                    dgamma, dbeta, coef);
         });
     }
 
