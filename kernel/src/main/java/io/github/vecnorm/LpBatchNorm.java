@@ -28,8 +28,9 @@ import java.lang.foreign.MemorySegment;
  * is vecnorm's. The mean and invSpread (C floats each) are saved for the backward. Only training
  * mode (batch statistics) is provided; there are no running statistics.
  *
- * <p>The mean is taken as BatchNorm's is (see its "Differences from ATen"): for runs (S) of at least 64
- * floats, sums about each channel's first value with x read in memory order, otherwise Welford. The
+ * <p>The mean is taken as BatchNorm's is on its channel paths (see its "Differences from ATen"): for runs
+ * (S) of at least 64 floats, sums about each channel's first value with x read in memory order, otherwise
+ * Welford (BatchNorm's column path for small S has no L_p counterpart). The
  * maximum and minimum (p = inf) come from the same pass; mean |d| (p = 1) from a second pass, about the
  * mean held as two floats so that rounding the mean costs no precision.
  *

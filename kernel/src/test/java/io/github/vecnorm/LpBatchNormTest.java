@@ -29,8 +29,10 @@ import org.junit.jupiter.api.Test;
  * thread-count determinism, bad input.
  *
  * <h2>Tolerances</h2>
- * The mean is BatchNorm's (Welford), so its bound dMu is {@link ErrorModel#stats}'s. p = 2 is BatchNorm
- * itself, so it takes BatchNorm's column path for small S and that path's bounds. The spread:
+ * The mean is taken as on BatchNorm's non-column paths: for S >= 64 sums about x[0, c, 0] read in memory
+ * order, whose bound dMu is {@link ErrorModel#shiftedSums}'s; Welford below, {@link ErrorModel#stats}'s.
+ * p = 2 is BatchNorm itself, so it takes BatchNorm's column path for small S and that path's bounds. The
+ * spread:
  * <ul>
  *   <li>p = 1: each term {@code |fl(fl(x - meanF) - meanLo)|} is within {@code 2u|d| + 3u²|mu|} of |x - mean_kernel|
  *   (the mean is carried as two floats, so its rounding enters only at u²), which is within dMu of |d|; the
@@ -228,6 +230,67 @@ class LpBatchNormTest {
                 check(new Case(new long[] {1963, 8, lanes + 1}, r), p, seen);
             }
         }
+    }
+
+    /**
+     * p = inf with runs long enough for memory order: each channel's maximum and minimum tied across some
+     * runs but not others, with records set early and broken late (the kernel counts a tie only in a run
+     * that reaches the extreme so far, restarting at a new one). dx against the reference from the
+     * kernel's saved statistics: a wrong tie count moves dx at the ties by ~|q|/ties, far above 1e-5.
+     */
+    @Test
+    void extremesTiedInSomeRunsOnly() {
+        int n = 4, cs = 3, s = 64;
+        assertTrue(LpBatchNormOps.statsInMemoryOrder(s));
+        SplittableRandom rnd = new SplittableRandom(11);
+        float[] xf = new float[n * cs * s], dyf = new float[xf.length];
+        for (int i = 0; i < xf.length; i++) {
+            xf[i] = (float) Math.max(-1, Math.min(1, 0.3 * rnd.nextGaussian()));
+            dyf[i] = (float) rnd.nextGaussian();
+        }
+        // (sample, channel, position) -> value; the extreme farther from the mean is the one dx uses
+        // channel 0: maximum 2 twice in run 0 and once in run 2, run 1 below it (1.5); minimum -1.8 (used: no)
+        put(xf, cs, s, 0, 0, 5, 2);
+        put(xf, cs, s, 0, 0, 9, 2);
+        put(xf, cs, s, 2, 0, 3, 2);
+        put(xf, cs, s, 1, 0, 7, 1.5f);
+        put(xf, cs, s, 1, 0, 2, -1.5f);
+        put(xf, cs, s, 3, 0, 1, -1.8f);
+        // channel 1: maximum 1.5 in run 1, beaten by 3 twice in run 3 (the count restarts); minimum -2.5
+        put(xf, cs, s, 1, 1, 0, 1.5f);
+        put(xf, cs, s, 3, 1, 10, 3);
+        put(xf, cs, s, 3, 1, 11, 3);
+        put(xf, cs, s, 0, 1, 20, -2.5f);
+        // channel 2: minimum -3 in runs 0 and 2 only; maximum 1.5
+        put(xf, cs, s, 0, 2, 4, -3);
+        put(xf, cs, s, 2, 2, 60, -3);
+        put(xf, cs, s, 1, 2, 30, 1.5f);
+        Shape shape = Shape.of(n, cs, s);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = TestData.copyOf(arena, xf), dys = TestData.copyOf(arena, dyf);
+            MemorySegment ys = arena.allocate(xs.byteSize()), dxs = arena.allocate(xs.byteSize());
+            MemorySegment sm = arena.allocate(4L * cs), si = arena.allocate(4L * cs);
+            LpBatchNorm.forward(shape, INF, xs, ys, null, null, sm, si, 1e-5);
+            LpBatchNorm.backward(shape, INF, dys, xs, null, sm, si, dxs, null, null);
+            double[] x = LpReference.widen(xf), dy = LpReference.widen(dyf);
+            double[] meanF = LpReference.widen(TestData.read(sm)), invF = LpReference.widen(TestData.read(si));
+            LpReference.Stats st = LpReference.stats(INF, n, cs, s, x, 1e-5);
+            float[] inv = TestData.read(si);
+            for (int c = 0; c < cs; c++) {
+                close("saveInvSpread", inv[c], st.inv()[c], 1e-6 * st.inv()[c], "channel " + c);
+            }
+            LpReference.Grads g = LpReference.backward(INF, n, cs, s, dy, x, null, meanF, invF);
+            float[] dx = TestData.read(dxs);
+            double scale = 0;
+            for (double v : g.dx()) scale = Math.max(scale, Math.abs(v));
+            for (int j = 0; j < dx.length; j++) {
+                close("dx", dx[j], g.dx()[j], 1e-5 * scale, "index " + j + " x=" + xf[j]);
+            }
+        }
+    }
+
+    private static void put(float[] x, int cs, int s, int sample, int channel, int at, float v) {
+        x[(sample * cs + channel) * s + at] = v;
     }
 
     @Test

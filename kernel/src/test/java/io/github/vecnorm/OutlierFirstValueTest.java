@@ -78,6 +78,31 @@ class OutlierFirstValueTest {
         }
     }
 
+    /**
+     * L_p BatchNorm (p = 1) takes its mean as BatchNorm does, so the same outlier must send it round again;
+     * y = (x - mean) / (mean |x - mean| + eps) is of magnitude ~1 like BatchNorm's, checked the same way.
+     */
+    @ParameterizedTest
+    @ValueSource(floats = {1e3f, 3e4f, -3e4f})
+    void lpBatchNormTraining(float outlier) {
+        int m = 200_000;
+        Shape shape = Shape.of(1, 1, m);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = gaussianWithFirst(arena, m, outlier);
+            MemorySegment y = arena.allocate(shape.byteSize()), sm = arena.allocate(4), si = arena.allocate(4);
+            LpBatchNorm.forward(shape, 1, x, y, null, null, sm, si, 1e-5);
+            double mean = 0, abs = 0;
+            for (int i = 0; i < m; i++) mean += x.getAtIndex(F, i);
+            mean /= m;
+            for (int i = 0; i < m; i++) abs += Math.abs(x.getAtIndex(F, i) - mean);
+            double inv = 1 / (abs / m + 1e-5), worst = 0;
+            for (int i = 1; i < m; i++) {
+                worst = Math.max(worst, Math.abs(y.getAtIndex(F, i) - (x.getAtIndex(F, i) - mean) * inv));
+            }
+            assertTrue(worst <= TOLERANCE, "LpBatchNorm p = 1, first value " + outlier + ": worst |y error| " + worst);
+        }
+    }
+
     private static MemorySegment gaussianWithFirst(Arena arena, int count, float first) {
         MemorySegment x = arena.allocate(count * 4L, 64);
         SplittableRandom r = new SplittableRandom(7);

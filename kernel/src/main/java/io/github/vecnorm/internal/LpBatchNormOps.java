@@ -57,8 +57,8 @@ public final class LpBatchNormOps {
     }
 
     /**
-     * The statistics read in memory order, as BatchNorm's ({@link BatchNormOps#memoryOrderRuns}): the mean
-     * from Σ(x - x0) and Σ(x - x0)² per channel ({@link BatchNormOps#finishShiftedSums}); then for p = 1
+     * The statistics read in memory order, as BatchNorm's for S >= 64 ({@link BatchNormOps#memoryOrderRuns}):
+     * the mean from Σ(x - x0) and Σ(x - x0)² per channel ({@link BatchNormOps#finishShiftedSums}); then for p = 1
      * Σ|x - mean| in a second pass, for p = inf the minimum and maximum in the same pass, each run read
      * again while it is in L1. Channel by channel, p = inf took 1.55 ms for its statistics over the
      * headline tensor (Welford, then min/max), and p = 1 1.3.
@@ -68,7 +68,7 @@ public final class LpBatchNormOps {
                                  MemorySegment saveInvSpread, double eps, float[] coef, Loop loop) {
         // slot 0: Σd, then the mean, then (p = inf) the minimum at cs + c; slot 1: Σd², then Σ|x - mean|
         // or (p = inf) the maximum at cs + c
-        double[] a = Scratch.doubles(0, 2 * cs), b = Scratch.doubles(1, 2 * cs);
+        double[] a = Scratch.doubles(0, p == 1 ? cs : 2 * cs), b = Scratch.doubles(1, p == 1 ? cs : 2 * cs);
         double count = (double) n * s;
         if (p == 1) {
             BatchNormOps.memoryOrderSums(pr, n, cs, s, null, x, x, s * B, a, b, loop);
@@ -78,7 +78,9 @@ public final class LpBatchNormOps {
                 float meanF = (float) a[c];
                 b[c] += sumAbsDiff(pr, x, off, 1, s, 0, meanF, (float) (a[c] - meanF));
             });
-            for (long c = 0; c < cs; c++) finish(c, a[(int) c], b[(int) c] / count, gamma, beta, saveMean, saveInvSpread, eps, coef);
+            for (long c = 0; c < cs; c++) {
+                finish(c, a[(int) c], b[(int) c] / count, gamma, beta, saveMean, saveInvSpread, eps, coef);
+            }
         } else {
             Arrays.fill(a, 0, (int) cs, 0.0);
             Arrays.fill(b, 0, (int) cs, 0.0);
@@ -190,10 +192,9 @@ public final class LpBatchNormOps {
                                 MemorySegment saveInvSpread, MemorySegment dgamma, MemorySegment dbeta,
                                 float[] coef, Loop loop) {
         int k = (int) cs;
-        // slot 0: Σdy at c, then (p = 1) [x >= mean] or (p = inf) the minimum at k + c, and (p = inf) each run's
-        // minimum at 2k + run; slot 1: Σdy*(x - mean) at c, then [x <= mean] or the maximum at k + c, and each
-        // run's maximum at 2k + run
-        long size = coef == null ? k : p == 1 ? 2L * k : 2L * k + n * cs;
+        // slot 0: Σdy at c, then (p = 1) [x >= mean] or (p = inf) the minimum at k + c and [x <= minimum] at
+        // 2k + c; slot 1: Σdy*(x - mean) at c, then [x <= mean] or the maximum at k + c and [x >= maximum] at 2k + c
+        long size = coef == null ? k : p == 1 ? 2L * k : 3L * k;
         double[] a = Scratch.doubles(0, size), b = Scratch.doubles(1, size);
         if (coef == null) {
             BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, a, b, loop);
@@ -223,39 +224,56 @@ public final class LpBatchNormOps {
             });
             return;
         }
-        // p = inf: the extremes of each run too, so that only the runs holding a channel's extreme are read
-        // again to count its ties (one or two of N for continuous data)
+        // p = inf: the channel's extremes so far and their ties so far, from each run's own extremes: a run that
+        // reaches an extreme is counted while it is in L1 (a new extreme restarts its count), one that falls
+        // short is not read again; for continuous data that is the few runs that set a record (~ln N of N)
         Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
         Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
+        Arrays.fill(a, 2 * k, 3 * k, 0.0);
+        Arrays.fill(b, 2 * k, 3 * k, 0.0);
         BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
             gradSums(pr, dy, x, off, s, saveMean.get(F, c * B), task, a, b, c);
             float[] mm = task.minMax;
             mm[0] = Float.POSITIVE_INFINITY;
             mm[1] = Float.NEGATIVE_INFINITY;
             minMax(pr, x, off, 1, s, 0, mm);
-            int run = (int) (off / (s * B));
-            a[2 * k + run] = mm[0];
-            b[2 * k + run] = mm[1];
-            a[k + c] = Math.min(a[k + c], mm[0]);
-            b[k + c] = Math.max(b[k + c], mm[1]);
+            tieExtremes(pr, x, off, s, mm[0], mm[1], task.counts, a, b, k, c);
         });
         loop.forEach(cs, c -> {
             int i = (int) c;
-            float lo = (float) a[k + i], hi = (float) b[k + i];
-            long[] counts = Scratch.task().counts;
-            counts[0] = 0;
-            counts[1] = 0;
-            for (long r = 0; r < n; r++) {
-                // x >= hi or x <= lo only in a run whose own extreme equals it (never for a NaN extreme,
-                // which countSteps would not count either)
-                int run = (int) (r * cs + c);
-                if (b[2 * k + run] == hi || a[2 * k + run] == lo) {
-                    countSteps(pr, x, run * s * B, 1, s, 0, hi, lo, counts);
-                }
-            }
-            finishBackward(p, n, s, c, a[i], b[i], hi, lo, counts[0], counts[1], gamma, saveMean, saveInvSpread,
-                    dgamma, dbeta, coef);
+            finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], b[2 * k + i], a[2 * k + i],
+                    gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
         });
+    }
+
+    /**
+     * Merges one run of channel c, with extremes lo and hi, into the channel's minimum a[k + c] and maximum
+     * b[k + c] so far and their tie counts a[2k + c] (x <= minimum) and b[2k + c] (x >= maximum): the run's
+     * values at an extreme it reaches are counted ({@link Primitives#countSteps}), replacing the count when
+     * the run sets a new extreme. The counts end equal to countSteps over the channel at its final extremes;
+     * a NaN makes both extremes NaN, whose counts no caller reads (nothing compares true with NaN).
+     */
+    private static void tieExtremes(Primitives pr, MemorySegment x, long off, long s, float lo, float hi,
+                                    long[] counts, double[] a, double[] b, int k, int c) {
+        double min = a[k + c], max = b[k + c];
+        if (Float.isNaN(lo) || Float.isNaN(hi) || Double.isNaN(min)) {
+            a[k + c] = Double.NaN;
+            b[k + c] = Double.NaN;
+            return;
+        }
+        boolean atMax = hi >= max, atMin = lo <= min;
+        if (!atMax && !atMin) return;
+        counts[0] = 0;
+        counts[1] = 0;
+        countSteps(pr, x, off, 1, s, 0, hi, lo, counts);
+        if (atMax) {
+            b[2 * k + c] = hi > max ? counts[0] : b[2 * k + c] + counts[0];
+            b[k + c] = Math.max(max, hi);
+        }
+        if (atMin) {
+            a[2 * k + c] = lo < min ? counts[1] : a[2 * k + c] + counts[1];
+            a[k + c] = Math.min(min, lo);
+        }
     }
 
     /** Σdy and Σdy*(x - centre) of one run at off, added into a[c] and b[c]. */

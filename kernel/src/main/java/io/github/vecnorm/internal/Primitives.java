@@ -93,7 +93,8 @@ public interface Primitives {
     /**
      * Merges the minimum of the runs into {@code minMax[0]} and the maximum into {@code minMax[1]}
      * (start from {+inf, -inf}); a NaN propagates as in {@link Math#min}/{@link Math#max}. A zero extreme
-     * may come back as either zero (they compare equal, and every caller compares).
+     * may come back as either zero: they compare equal, and the L_p spread max(hi - mean, mean - lo) is the
+     * same for both.
      */
     void minMax(MemorySegment x, long off, long runs, int len, long stride, float[] minMax);
 

@@ -173,6 +173,39 @@ class LpPrimitivesTest {
         }
     }
 
+    /**
+     * minMax merges into what it is given: extremes carried from an earlier call (finite, infinite, or NaN
+     * when the earlier runs held one) come out as one call over all the values would give them.
+     */
+    @Test
+    void minMaxMergesCarriedExtremes() {
+        for (Primitives p : impls()) {
+            try (Arena arena = Arena.ofConfined()) {
+                SplittableRandom rnd = new SplittableRandom(3);
+                int len = 3 * p.lanes() + 5;
+                MemorySegment x = TestData.filled(arena, 2 * len, 0f, 0);
+                for (int i = 0; i < 2 * len; i++) x.set(F, i * 4L, (float) rnd.nextGaussian());
+                float[] whole = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+                p.minMax(x, 0, 1, 2 * len, 0, whole);
+                float[][] carried = {{Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}, {-0.5f, 0.5f},
+                        {Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY}, {Float.NaN, Float.NaN}};
+                for (float[] start : carried) {
+                    float[] mm = start.clone();
+                    p.minMax(x, 0, 1, len, 0, mm);
+                    p.minMax(x, len * 4L, 1, len, 0, mm);
+                    float lo = Math.min(start[0], whole[0]), hi = Math.max(start[1], whole[1]);
+                    assertArrayEquals(new float[] {lo, hi}, mm, p.name() + " from " + start[0] + ", " + start[1]);
+                }
+                // a NaN in the first call's runs only
+                x.set(F, 7 * 4L, Float.NaN);
+                float[] mm = {Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+                p.minMax(x, 0, 1, len, 0, mm);
+                p.minMax(x, len * 4L, 1, len, 0, mm);
+                assertTrue(Float.isNaN(mm[0]) && Float.isNaN(mm[1]), p.name() + ": NaN in the first call");
+            }
+        }
+    }
+
     @Test
     void minMaxOfInfinities() {
         for (Primitives p : impls()) {

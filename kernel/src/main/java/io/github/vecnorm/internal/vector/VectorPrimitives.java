@@ -582,8 +582,9 @@ public final class VectorPrimitives implements Primitives {
         // chain of ~6 instructions on x86 without AVX10.2, and the loop was latency-bound (0.89 against
         // 0.49 ms over the headline tensor; a NaN mask from test(IS_NAN) was as slow as min/max). A blend
         // skips NaN, so Σ(v - v) per lane watches for one: NaN for a NaN or an infinity, and then the runs
-        // are scanned again with min/max, whose rules are the contract's. A zero extreme keeps the sign it
-        // was first seen with, which the contract allows.
+        // are scanned again with min/max, whose rules are the contract's. In a lane a zero extreme keeps the
+        // sign it was first seen with (the lane reduction then prefers -0 for the minimum, +0 for the
+        // maximum), which the contract allows.
         FloatVector lo0 = FloatVector.broadcast(SPECIES, minMax[0]), lo1 = lo0;
         FloatVector hi0 = FloatVector.broadcast(SPECIES, minMax[1]), hi1 = hi0;
         FloatVector odd0 = FloatVector.zero(SPECIES), odd1 = odd0;
