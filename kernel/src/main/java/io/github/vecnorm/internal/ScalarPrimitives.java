@@ -211,11 +211,17 @@ public final class ScalarPrimitives implements Primitives {
     @Override
     public void gradApplySteps(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                                long runs, int len, long stride, float p, float r, float hi, float u, float lo, float v) {
+        // each step as u (or v) masked to +0 by an int select: C2 turns that into a conditional move, while
+        // (xv >= hi ? u : 0f) became a branch, mispredicted half the time about the mean (p = 1): 30 ms
+        // against 5 over the headline tensor (scalar p = 1 backward 36.6 -> 12.0 ms; p = inf, whose branches
+        // predicted well, 11.8-12.2 -> 12.9-13.1); the same bits
+        int uBits = Float.floatToRawIntBits(u), vBits = Float.floatToRawIntBits(v);
         for (long k = 0; k < runs; k++) {
             long db = dyOff + k * stride, xb = xOff + k * stride, ob = dxOff + k * stride;
             for (int i = 0; i < len; i++) {
                 float xv = x.get(F, xb + i * B);
-                float steps = (xv >= hi ? u : 0f) + (xv <= lo ? v : 0f);
+                int onHi = xv >= hi ? -1 : 0, onLo = xv <= lo ? -1 : 0;
+                float steps = Float.intBitsToFloat(uBits & onHi) + Float.intBitsToFloat(vBits & onLo);
                 dx.set(F, ob + i * B, Math.fma(p, dy.get(F, db + i * B), r + steps));
             }
         }
