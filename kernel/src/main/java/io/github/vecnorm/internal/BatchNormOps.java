@@ -7,8 +7,9 @@ import java.util.Arrays;
 /**
  * BatchNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.BatchNorm}
  * guards every argument first. A channel of an (N, C, S) tensor is N runs of S floats, {@code C*S}
- * floats apart. Each kernel is a reduction pass channel by channel (one item per channel), then an
- * element-wise pass in memory order (one item per run) — per-item work is the same whatever the
+ * floats apart. Each kernel is a reduction pass (channel by channel, or in memory order for long runs), then
+ * an element-wise pass (the forward's in memory order, a sample's block of channels an item) — per-item
+ * work is the same whatever the
  * {@link Loop}, so results do not depend on the thread count. Small S takes {@link BatchNormColumns}
  * instead (x as an (N, C*S) matrix, reduced down its columns), with the same per-channel finishing.
  */
@@ -129,24 +130,30 @@ public final class BatchNormOps {
                             float[] coef, boolean afterChannels, Loop loop) {
         if (BatchNormColumns.applies(n, cs, s)) {
             BatchNormColumns.affine(p, n, cs, s, in, out, coef, loop);
-        } else if (memoryOrder(s)) {
-            // without a channel pass before, whole samples (each task a contiguous range of the tensor: JMH,
-            // 2 threads, inference 0.40-0.43 ms against 0.43-0.46 with channel blocks), unless there are fewer
-            // samples than tasks
+        } else {
+            // memory order, whatever S: without a channel pass before, whole samples (each task a contiguous
+            // range of the tensor: JMH, 2 threads, inference 0.40-0.43 ms against 0.43-0.46 with channel
+            // blocks), unless there are fewer samples than tasks. An item's runs go to one primitive call
+            // (affineRuns): with S = 49, a call per run, channel by channel, had taken 0.91 ms for inference
+            // over 32x2048x7x7 where ONNX Runtime took 0.36
             long b = afterChannels || n < loop.tasks() ? blockChannels(cs, loop) : cs;
             loop.forEach(runItems(n, cs, b), j -> {
                 long c0 = firstChannel(j, n, b), c1 = Math.min(cs, c0 + b), r0 = firstRun(j, n, cs);
-                for (long c = c0; c < c1; c++) affineRun(p, s, r0 + c, c, in, out, coef);
+                if (s <= MAX_RUN) {
+                    long off = (r0 + c0) * s * B;
+                    p.affineRuns(in, off, out, off, (int) (c1 - c0), (int) s, coef, (int) (COEFS * c0), COEFS);
+                } else {
+                    for (long c = c0; c < c1; c++) affineRun(p, s, r0 + c, c, in, out, coef);
+                }
             });
-        } else {
-            loop.forEach(cs, c -> affineChannel(p, n, cs, s, c, in, out, coef));
         }
     }
 
     /**
-     * Runs at least this long are applied in memory order (sample by sample), shorter ones channel by
-     * channel. Writing y channel by channel means N strided streams per channel; measured on the
-     * headline shape, the element-wise pass took 1.3 ms that way against 0.8 ms in memory order.
+     * Runs at least this long have their statistics and backward passes taken in memory order (sample by
+     * sample), shorter ones channel by channel (the forward's element-wise pass is in memory order for
+     * every S). Writing y channel by channel means N strided streams per channel; measured on the headline
+     * shape, the element-wise pass took 1.3 ms that way against 0.8 ms in memory order.
      */
     static final int MEMORY_ORDER_MIN_RUN = 64;
 
@@ -204,7 +211,7 @@ public final class BatchNormOps {
         return !columnPath(n, cs, s) && memoryOrder(s);
     }
 
-    /** Whether the element-wise pass walks memory order (run by run) rather than channel by channel. */
+    /** Whether the statistics and backward passes walk memory order (run by run) rather than channel by channel. */
     static boolean memoryOrder(long s) {
         return s >= MEMORY_ORDER_MIN_RUN;
     }
@@ -361,15 +368,7 @@ public final class BatchNormOps {
         coef[k + 2] = at(beta, c, 0f);
     }
 
-    /** y = (x - center) * a + b over channel {@code c} (N strided runs), coefficients from {@code coef}. */
-    static void affineChannel(Primitives p, long n, long cs, long s, long c,
-                                     MemorySegment x, MemorySegment y, float[] coef) {
-        int k = (int) (COEFS * c);
-        long off = c * s * B;
-        affine(p, x, off, y, off, n, s, cs * s * B, coef[k], coef[k + 1], coef[k + 2]);
-    }
-
-    /** The same over one run {@code r} of memory order, of channel c. */
+    /** y = (x - center) * a + b over run {@code r} of memory order, of channel c, coefficients from {@code coef}. */
     static void affineRun(Primitives p, long s, long r, long c, MemorySegment x, MemorySegment y, float[] coef) {
         int k = (int) (COEFS * c);
         long off = r * s * B;

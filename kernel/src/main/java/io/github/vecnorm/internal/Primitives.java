@@ -39,6 +39,15 @@ public interface Primitives {
                 long runs, int len, long stride, float c, float a, float b);
 
     /**
+     * {@link #affine} over {@code runs} consecutive runs of {@code len} floats (run r from byte
+     * {@code r * len * 4} on), each with its own coefficients {@code c = coef[k]}, {@code a = coef[k + 1]},
+     * {@code b = coef[k + 2]}, {@code k = coefOff + r * coefStride}: the same float operations as affine
+     * run by run, in one call (a BatchNorm sample's channels with short S). y may be x (same offsets).
+     */
+    void affineRuns(MemorySegment x, long xOff, MemorySegment y, long yOff, int runs, int len,
+                    float[] coef, int coefOff, int coefStride);
+
+    /**
      * Adds {@code Σ dy} to {@code acc.sumDy} and {@code Σ dy * (x - c)} to {@code acc.sumDyXc} over the
      * runs (x and dy laid out alike).
      */

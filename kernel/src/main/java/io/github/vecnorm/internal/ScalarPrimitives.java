@@ -67,6 +67,16 @@ public final class ScalarPrimitives implements Primitives {
     }
 
     @Override
+    public void affineRuns(MemorySegment x, long xOff, MemorySegment y, long yOff, int runs, int len,
+                           float[] coef, int coefOff, int coefStride) {
+        for (int r = 0; r < runs; r++) {
+            int k = coefOff + r * coefStride;
+            long d = (long) r * len * B;
+            affine(x, xOff + d, y, yOff + d, 1, len, 0, coef[k], coef[k + 1], coef[k + 2]);
+        }
+    }
+
+    @Override
     public void gradSums(MemorySegment dy, long dyOff, MemorySegment x, long xOff,
                          long runs, int len, long stride, float c, GradSums acc) {
         double sumDy = 0, sumDyXc = 0;

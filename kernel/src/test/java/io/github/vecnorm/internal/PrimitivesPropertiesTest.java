@@ -136,6 +136,45 @@ class PrimitivesPropertiesTest {
     }
 
     /**
+     * affineRuns: consecutive runs, each with its own (c, a, b) from a coefficient array, give bit for bit
+     * what affine gives run by run (so its bounds are affine's), in place or not, with nothing written past
+     * the runs; every implementation.
+     */
+    @Test
+    void affineRunsIsAffineRunByRun() {
+        Tally t = new Tally("primitive affineRuns", "examples", "inPlace", "len<16", "len%8!=0");
+        qt().withExamples(300).forAll(range(1, 9), range(1, 70), range(3, 6), longRange(0, Long.MAX_VALUE))
+                .checkAssert((runs, len, stride, seed) -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    boolean inPlace = rnd.nextBoolean();
+                    int off = rnd.nextInt(4), total = off + runs * len + 5, coefOff = rnd.nextInt(3);
+                    float[] x = new float[total], coef = new float[coefOff + runs * stride];
+                    for (int i = 0; i < total; i++) x[i] = (float) (50 * rnd.nextGaussian());
+                    for (int i = 0; i < coef.length; i++) coef[i] = (float) (10 * rnd.nextGaussian());
+                    t.count("examples", true);
+                    t.count("inPlace", inPlace);
+                    t.count("len<16", len < 16);
+                    t.count("len%8!=0", len % 8 != 0);
+                    for (Primitives p : implementations()) {
+                        try (Arena arena = Arena.ofConfined()) {
+                            MemorySegment xs = TestData.copyOf(arena, x);
+                            MemorySegment ys = inPlace ? xs : TestData.filled(arena, total, -7f, 0);
+                            MemorySegment want = TestData.copyOf(arena, x), wantY = inPlace ? want : TestData.filled(arena, total, -7f, 0);
+                            p.affineRuns(xs, off * 4L, ys, off * 4L, runs, len, coef, coefOff, stride);
+                            for (int r = 0; r < runs; r++) {
+                                int k = coefOff + r * stride;
+                                long o = (off + (long) r * len) * 4;
+                                p.affine(want, o, wantY, o, 1, len, 0, coef[k], coef[k + 1], coef[k + 2]);
+                            }
+                            assertEquals(-1, ys.mismatch(wantY), p.name() + ": affineRuns differs from affine run by run,"
+                                    + " runs " + runs + " len " + len + " stride " + stride + " in place " + inPlace);
+                        }
+                    }
+                });
+        t.report();
+    }
+
+    /**
      * gradApply: dx = fma(p, dy, fma(q, fl(x - c), r)): |dx - exact| <= u*|p*dy| ... as ErrorModel.dx
      * with exact coefficients: u*(|q*(x - c)| (subtraction) + |q*(x - c) + r| (inner fma) + |dx| (outer)).
      */
