@@ -288,7 +288,10 @@ public final class VectorPrimitives implements Primitives {
         }
     }
 
-    /** {@link #affineRuns} run by run: affine's loop with each run's coefficients. */
+    /**
+     * {@link #affineRuns} run by run: affine's loop with each run's coefficients, written out (calling
+     * {@link #affine} per run instead made inference over 32x256x14x14 10% slower: 0.163 -> 0.181 ms).
+     */
     private static void affineRunByRun(MemorySegment x, long xOff, MemorySegment y, long yOff, int runs, int len,
                                        float[] coef, int coefOff, int coefStride) {
         int bound = SPECIES.loopBound(len);
