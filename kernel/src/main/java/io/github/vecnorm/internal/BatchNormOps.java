@@ -292,20 +292,30 @@ public final class BatchNormOps {
         Arrays.fill(a, 0, (int) cs, 0.0);
         Arrays.fill(b, 0, (int) cs, 0.0);
         if (dy == null) {
-            memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
-                CentredSums acc = task.centred.reset();
-                centredSums(p, x, off, 1, s, 0, centres.get(F, c * centreStride), acc);
-                a[c] += acc.sum;
-                b[c] += acc.sumSquares;
-            });
+            memoryOrderRuns(n, cs, s, loop, (task, c, off) ->
+                    addRunCentredSums(p, x, off, s, centres.get(F, c * centreStride), task, a, b, c));
         } else {
-            memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
-                GradSums acc = task.grads.reset();
-                gradSums(p, dy, off, x, off, 1, s, 0, centres.get(F, c * centreStride), acc);
-                a[c] += acc.sumDy;
-                b[c] += acc.sumDyXc;
-            });
+            memoryOrderRuns(n, cs, s, loop, (task, c, off) ->
+                    addRunGradSums(p, dy, x, off, s, centres.get(F, c * centreStride), task, a, b, c));
         }
+    }
+
+    /** Σ(x - centre) and Σ(x - centre)² of one run at byte off, added into a[c] and b[c]. */
+    static void addRunCentredSums(Primitives p, MemorySegment x, long off, long s, float centre, Scratch.Task task,
+                                  double[] a, double[] b, int c) {
+        CentredSums acc = task.centred.reset();
+        centredSums(p, x, off, 1, s, 0, centre, acc);
+        a[c] += acc.sum;
+        b[c] += acc.sumSquares;
+    }
+
+    /** Σdy and Σdy*(x - centre) of one run at byte off (the same in both), added into a[c] and b[c]. */
+    static void addRunGradSums(Primitives p, MemorySegment dy, MemorySegment x, long off, long s, float centre,
+                               Scratch.Task task, double[] a, double[] b, int c) {
+        GradSums acc = task.grads.reset();
+        gradSums(p, dy, off, x, off, 1, s, 0, centre, acc);
+        a[c] += acc.sumDy;
+        b[c] += acc.sumDyXc;
     }
 
     /** One run of {@link #memoryOrderRuns}: channel c's run at byte offset off, on the item's task scratch. */

@@ -87,10 +87,7 @@ public final class LpBatchNormOps {
             Arrays.fill(a, (int) cs, (int) (2 * cs), Double.POSITIVE_INFINITY);
             Arrays.fill(b, (int) cs, (int) (2 * cs), Double.NEGATIVE_INFINITY);
             BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
-                CentredSums acc = task.centred.reset();
-                BatchNormOps.centredSums(pr, x, off, 1, s, 0, x.get(F, c * s * B), acc);
-                a[c] += acc.sum;
-                b[c] += acc.sumSquares;
+                BatchNormOps.addRunCentredSums(pr, x, off, s, x.get(F, c * s * B), task, a, b, c);
                 float[] mm = task.minMax;
                 mm[0] = (float) a[(int) cs + c];
                 mm[1] = (float) b[(int) cs + c];
@@ -154,10 +151,7 @@ public final class LpBatchNormOps {
             // |x - mean| with the mean as two floats: no first-order error from rounding the mean
             spread = sumAbsDiff(pr, x, off, n, s, stride, meanF, (float) (mean - meanF)) / m;
         } else {
-            float[] mm = task.minMax;
-            mm[0] = Float.POSITIVE_INFINITY;
-            mm[1] = Float.NEGATIVE_INFINITY;
-            minMax(pr, x, off, n, s, stride, mm);
+            float[] mm = minMaxOf(pr, x, off, n, s, stride, task.minMax);
             spread = Math.max(mm[1] - mean, mean - mm[0]);
         }
         finish(c, mean, spread, gamma, beta, saveMean, saveInvSpread, eps, coef);
@@ -209,7 +203,7 @@ public final class LpBatchNormOps {
         if (p == 1) {
             BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
                 float meanF = saveMean.get(F, c * B);
-                gradSums(pr, dy, x, off, s, meanF, task, a, b, c);
+                BatchNormOps.addRunGradSums(pr, dy, x, off, s, meanF, task, a, b, c);
                 long[] counts = task.counts;
                 counts[0] = 0;
                 counts[1] = 0;
@@ -232,11 +226,8 @@ public final class LpBatchNormOps {
         Arrays.fill(a, 2 * k, 3 * k, 0.0);
         Arrays.fill(b, 2 * k, 3 * k, 0.0);
         BatchNormOps.memoryOrderRuns(n, cs, s, loop, (task, c, off) -> {
-            gradSums(pr, dy, x, off, s, saveMean.get(F, c * B), task, a, b, c);
-            float[] mm = task.minMax;
-            mm[0] = Float.POSITIVE_INFINITY;
-            mm[1] = Float.NEGATIVE_INFINITY;
-            minMax(pr, x, off, 1, s, 0, mm);
+            BatchNormOps.addRunGradSums(pr, dy, x, off, s, saveMean.get(F, c * B), task, a, b, c);
+            float[] mm = minMaxOf(pr, x, off, 1, s, 0, task.minMax);
             tieExtremes(pr, x, off, s, mm[0], mm[1], task.counts, a, b, k, c);
         });
         loop.forEach(cs, c -> {
@@ -276,15 +267,6 @@ public final class LpBatchNormOps {
         }
     }
 
-    /** Σdy and Σdy*(x - centre) of one run at off, added into a[c] and b[c]. */
-    private static void gradSums(Primitives pr, MemorySegment dy, MemorySegment x, long off, long s, float centre,
-                                 Scratch.Task task, double[] a, double[] b, int c) {
-        GradSums sums = task.grads.reset();
-        BatchNormOps.gradSums(pr, dy, off, x, off, 1, s, 0, centre, sums);
-        a[c] += sums.sumDy;
-        b[c] += sums.sumDyXc;
-    }
-
     /**
      * Backward sums of channel c, for runs too short for memory order: Σdy, Σdy*(x - mean), and when dx is
      * wanted the sign counts (p = 1) or the extremes and their ties (p = inf), then {@link #finishBackward}.
@@ -303,10 +285,7 @@ public final class LpBatchNormOps {
         counts[1] = 0;
         if (coef != null) {
             if (p != 1) {
-                float[] mm = task.minMax;
-                mm[0] = Float.POSITIVE_INFINITY;
-                mm[1] = Float.NEGATIVE_INFINITY;
-                minMax(pr, x, off, n, s, stride, mm);
+                float[] mm = minMaxOf(pr, x, off, n, s, stride, task.minMax);
                 hi = mm[1];
                 lo = mm[0];
             }
@@ -369,6 +348,15 @@ public final class LpBatchNormOps {
         double[] parts = {0};
         runs(off, n, s, stride, (o, r, len, st) -> parts[0] += pr.sumAbsDiff(x, o, r, len, st, c, c2));
         return parts[0];
+    }
+
+    /** The minimum and maximum of n runs of s floats (any s) into {@code mm} (overwritten), which it returns. */
+    private static float[] minMaxOf(Primitives pr, MemorySegment x, long off, long n, long s, long stride,
+                                    float[] mm) {
+        mm[0] = Float.POSITIVE_INFINITY;
+        mm[1] = Float.NEGATIVE_INFINITY;
+        minMax(pr, x, off, n, s, stride, mm);
+        return mm;
     }
 
     /** Merges the minimum and maximum of n runs of s floats (any s) into {@code mm}. */
