@@ -148,7 +148,7 @@ public final class ErrorModel {
      * mean, {@code first} its first value x[0, c, 0]).
      */
     public StatBounds stats(long n, long cs, long s, double range, double var, double eps, double mu, double first) {
-        if (BatchNormOps.sumsInMemoryOrder(n, cs, s)) return shiftedSums(n * s, range, var, eps, mu, first);
+        if (BatchNormOps.sumsInMemoryOrder(n, cs, s)) return shiftedSums(n * s, laneChain(n, s), range, var, eps, mu, first);
         if (!columnPath(n, cs, s)) return stats(n * s, range, var, eps);
         double b = Math.min(n, ROW_BLOCK), ud = columnDoubleRounding(n, s);
         double d1 = Math.abs(mu - first);
@@ -174,7 +174,20 @@ public final class ErrorModel {
      * delta = |mu - x0| unless the kernel certainly redid the channel (then delta <= dMu + u*(|mu| + dMu)).
      */
     StatBounds shiftedSums(long m, double range, double var, double eps, double mu, double first) {
-        long k = chain(m);
+        return shiftedSums(m, chain(m), range, var, eps, mu, first);
+    }
+
+    /**
+     * The longest lane chain of a BatchNorm channel's memory-order sums over n runs of s floats: ceil(m/L) for
+     * runs of at least 64 floats (each run reduced by itself); shorter runs keep a run's lanes across the samples
+     * (the primitives' *SumsRuns), n * ceil(s/L), a little longer.
+     */
+    long laneChain(long n, long s) {
+        return s >= 64 ? chain(n * s) : n * chain(s);
+    }
+
+    /** {@link #shiftedSums(long, double, double, double, double, double)} with lane chains of at most k values. */
+    StatBounds shiftedSums(long m, long k, double range, double var, double eps, double mu, double first) {
         double sigma = Math.sqrt(var);
         double dMu = uAcc * (range * (h(k) + lanes + 8) + 3 * sigma) + REF * Math.abs(mu);
         double fromFirst = Math.abs(mu - first);
@@ -252,13 +265,18 @@ public final class ErrorModel {
      * @param absDyXc Σ|dy*(x - c)|
      */
     public SumBounds sums(long m, double absDy, double absDyXc) {
-        double g = uAcc * (h(chain(m)) + lanes + 2);
+        return sumsOfChain(chain(m), absDy, absDyXc);
+    }
+
+    /** {@link #sums(long, double, double)} with lane chains of at most k values. */
+    public SumBounds sumsOfChain(long k, double absDy, double absDyXc) {
+        double g = uAcc * (h(k) + lanes + 2);
         return new SumBounds(g * absDy + REF * absDy, (g + U) * absDyXc + REF * absDyXc);
     }
 
     /** Bounds on the two backward sums of one channel on the path the kernel takes for (n, cs, s). */
     public SumBounds sums(long n, long cs, long s, double absDy, double absDyXc) {
-        if (!columnPath(n, cs, s)) return sums(n * s, absDy, absDyXc);
+        if (!columnPath(n, cs, s)) return sumsOfChain(laneChain(n, s), absDy, absDyXc);
         double g = U * Math.min(n, ROW_BLOCK) * (1 + U) + columnDoubleRounding(n, s);
         return new SumBounds(g * absDy + REF * absDy, (g + U) * absDyXc + REF * absDyXc);
     }

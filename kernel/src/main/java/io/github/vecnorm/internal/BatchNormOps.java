@@ -29,9 +29,9 @@ public final class BatchNormOps {
     }
 
     /**
-     * Training forward of an (n, cs, s) tensor: the statistics (in memory order for runs of at least
-     * {@link #MEMORY_ORDER_MIN_RUN} floats, see {@link #memoryOrderStats}; channel by channel otherwise), then
-     * y = (x - mean) * invstd * gamma + beta. Running statistics are updated when runMean is not null.
+     * Training forward of an (n, cs, s) tensor: the statistics (read in memory order, {@link #memoryOrderStats},
+     * or down the columns for small S, {@link BatchNormColumns}), then y = (x - mean) * invstd * gamma + beta.
+     * Running statistics are updated when runMean is not null.
      */
     public static void forwardTraining(Primitives p, long n, long cs, long s, MemorySegment x, MemorySegment y,
                                        MemorySegment gamma, MemorySegment beta,
@@ -42,12 +42,9 @@ public final class BatchNormOps {
         if (BatchNormColumns.applies(n, cs, s)) {
             BatchNormColumns.trainingStats(p, n, cs, s, x, gamma, beta, saveMean, saveInvstd, runMean, runVar,
                     factor, eps, coef, loop);
-        } else if (sumsInMemoryOrder(n, cs, s)) {
+        } else {
             memoryOrderStats(p, n, cs, s, x, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, coef,
                     loop);
-        } else {
-            loop.forEach(cs, c -> trainingStats(p, n, cs, s, c, x, gamma, beta, saveMean, saveInvstd,
-                    runMean, runVar, factor, eps, coef));
         }
         applyAffine(p, n, cs, s, x, y, coef, true, loop);
     }
@@ -75,26 +72,25 @@ public final class BatchNormOps {
             return;
         }
         float[] coef = dx == null ? null : Scratch.floats(COEFS * cs);
-        if (sumsInMemoryOrder(n, cs, s)) {
-            double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
-            memoryOrderSums(p, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
-            for (long c = 0; c < cs; c++) {
-                finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
-                        saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
-            }
-        } else {
-            loop.forEach(cs, c -> backwardSums(p, n, cs, s, c, dy, x, gamma, saveMean, saveInvstd, dgamma, dbeta, coef));
+        double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
+        memoryOrderSums(p, n, cs, s, dy, x, saveMean, B, sumDy, sumDyXc, loop);
+        for (long c = 0; c < cs; c++) {
+            finishBackward(c, sumDy[(int) c], sumDyXc[(int) c], (double) n * s, saveMean.get(F, c * B),
+                    saveInvstd.get(F, c * B), gamma, dgamma, dbeta, coef);
         }
         if (dx == null) return;
-        if (memoryOrder(s)) {
-            long b = blockChannels(cs, loop);
-            loop.forEach(runItems(n, cs, b), j -> {
-                long c0 = firstChannel(j, n, b), c1 = Math.min(cs, c0 + b), r0 = firstRun(j, n, cs);
+        // memory order, each task the runs of the channels whose sums it took (blockChannels), a sample's
+        // block of channels in one call (gradApplyRuns: short runs as one flat range)
+        long b = blockChannels(cs, loop);
+        loop.forEach(runItems(n, cs, b), j -> {
+            long c0 = firstChannel(j, n, b), c1 = Math.min(cs, c0 + b), r0 = firstRun(j, n, cs);
+            if (s <= MAX_RUN) {
+                long off = (r0 + c0) * s * B;
+                p.gradApplyRuns(dy, off, x, off, dx, off, (int) (c1 - c0), (int) s, coef, (int) (COEFS * c0), COEFS);
+            } else {
                 for (long c = c0; c < c1; c++) gradApplyRun(p, s, r0 + c, c, dy, x, dx, coef);
-            });
-        } else {
-            loop.forEach(cs, c -> gradApplyChannel(p, n, cs, s, c, dy, x, dx, coef));
-        }
+            }
+        });
     }
 
     /** Inference-mode backward (statistics were constants); null outputs are not computed. */
@@ -105,14 +101,12 @@ public final class BatchNormOps {
         if (dgamma != null || dbeta != null) {
             if (BatchNormColumns.applies(n, cs, s)) {
                 BatchNormColumns.inferenceSums(p, n, cs, s, dy, x, runMean, runVar, eps, dgamma, dbeta, coef, loop);
-            } else if (sumsInMemoryOrder(n, cs, s)) {
+            } else {
                 double[] sumDy = Scratch.doubles(0, cs), sumDyXc = Scratch.doubles(1, cs);
                 memoryOrderSums(p, n, cs, s, dy, x, runMean, B, sumDy, sumDyXc, loop);
                 for (long c = 0; c < cs; c++) {
                     finishInferenceSums(c, sumDy[(int) c], sumDyXc[(int) c], runVar, eps, dgamma, dbeta);
                 }
-            } else {
-                loop.forEach(cs, c -> backwardInferenceSums(p, n, cs, s, c, dy, x, runMean, runVar, eps, dgamma, dbeta));
             }
         }
         if (dx == null) return;
@@ -150,10 +144,12 @@ public final class BatchNormOps {
     }
 
     /**
-     * Runs at least this long have their statistics and backward passes taken in memory order (sample by
-     * sample), shorter ones channel by channel (the forward's element-wise pass is in memory order for
-     * every S). Writing y channel by channel means N strided streams per channel; measured on the headline
-     * shape, the element-wise pass took 1.3 ms that way against 0.8 ms in memory order.
+     * Runs at least this long have their sums in memory order taken run by run, a primitive call each
+     * ({@link #memoryOrderRuns}); shorter ones a sample's block of channels per call
+     * ({@link Primitives#centredSumsRuns}, {@link Primitives#gradSumsRuns}). L_p BatchNorm takes its statistics
+     * and backward sums in memory order only from this length on (channel by channel below). Writing y
+     * channel by channel means N strided streams per channel; measured on the headline shape, the element-wise
+     * pass took 1.3 ms that way against 0.8 ms in memory order.
      */
     static final int MEMORY_ORDER_MIN_RUN = 64;
 
@@ -204,33 +200,16 @@ public final class BatchNormOps {
 
     /**
      * Whether (n, cs, s) takes its training statistics as sums about a shift in memory order
-     * ({@link #memoryOrderStats}), not Welford channel by channel, and its backward sums in memory order
-     * ({@link #memoryOrderSums}).
+     * ({@link #memoryOrderStats}) and its backward sums in memory order ({@link #memoryOrderSums}): every
+     * shape that does not take the column path.
      */
     public static boolean sumsInMemoryOrder(long n, long cs, long s) {
-        return !columnPath(n, cs, s) && memoryOrder(s);
+        return !columnPath(n, cs, s);
     }
 
-    /** Whether the statistics and backward passes walk memory order (run by run) rather than channel by channel. */
+    /** Whether runs are long enough to be summed a primitive call each ({@link #MEMORY_ORDER_MIN_RUN}). */
     static boolean memoryOrder(long s) {
         return s >= MEMORY_ORDER_MIN_RUN;
-    }
-
-    /**
-     * Training statistics of channel {@code c}: Welford moments in one pass over its N runs, then
-     * save_mean[c], save_invstd[c] and, if runMean is not null, the running statistics with {@code factor}.
-     * Leaves in {@code coef[COEFS*c ..]} the affine (center, a, b) of y = (x - center) * a + b.
-     */
-    static void trainingStats(Primitives p, long n, long cs, long s, long c,
-                                     MemorySegment x, MemorySegment gamma, MemorySegment beta,
-                                     MemorySegment saveMean, MemorySegment saveInvstd,
-                                     MemorySegment runMean, MemorySegment runVar, double factor, double eps,
-                                     float[] coef) {
-        long off = c * s * B, stride = cs * s * B;
-        Moments acc = Scratch.task().moments.reset();
-        shiftedMoments(p, x, off, n, s, stride, acc);
-        finishStats(c, acc.mean(), acc.m2(), acc.count(), gamma, beta, saveMean, saveInvstd, runMean, runVar,
-                factor, eps, coef);
     }
 
     /**
@@ -291,6 +270,21 @@ public final class BatchNormOps {
                                 MemorySegment centres, long centreStride, double[] a, double[] b, Loop loop) {
         Arrays.fill(a, 0, (int) cs, 0.0);
         Arrays.fill(b, 0, (int) cs, 0.0);
+        if (!memoryOrder(s)) {
+            // short runs: a sample's block of channels per call, one flat range (a call per run of 49 floats,
+            // or the channel's N strided runs per call, cost more than the loads)
+            long block = blockChannels(cs, loop);
+            loop.forEach(ColumnSums.ceilDiv(cs, block), k -> {
+                int c0 = (int) (k * block), c1 = (int) Math.min(cs, c0 + block);
+                if (dy == null) {
+                    p.centredSumsRuns(x, 0, n, cs * s * B, (int) cs, (int) s, c0, c1, centres, 0, centreStride, a, b, 0);
+                } else {
+                    p.gradSumsRuns(dy, 0, x, 0, n, cs * s * B, (int) cs, (int) s, c0, c1, centres, 0, centreStride,
+                            a, b, 0);
+                }
+            });
+            return;
+        }
         if (dy == null) {
             memoryOrderRuns(n, cs, s, loop, (task, c, off) ->
                     addRunCentredSums(p, x, off, s, centres.get(F, c * centreStride), task, a, b, c));
@@ -385,24 +379,6 @@ public final class BatchNormOps {
         affine(p, x, off, y, off, 1, s, 0, coef[k], coef[k + 1], coef[k + 2]);
     }
 
-    /**
-     * Backward sums of channel {@code c}, training mode, from the saved mean and invstd: Σdy and
-     * Σdy*(x - mean) in one pass; writes dgamma[c], dbeta[c] when requested and leaves in {@code coef}
-     * the (p, q, center, r) of dx = p*dy + q*(x - center) + r, i.e.
-     * dx = gamma*invstd*(dy - Σdy/m - xhat*Σ(dy*xhat)/m).
-     */
-    static void backwardSums(Primitives p, long n, long cs, long s, long c,
-                                    MemorySegment dy, MemorySegment x, MemorySegment gamma,
-                                    MemorySegment saveMean, MemorySegment saveInvstd,
-                                    MemorySegment dgamma, MemorySegment dbeta, float[] coef) {
-        long off = c * s * B, stride = cs * s * B;
-        float mean = saveMean.get(F, c * B);
-        double invstd = saveInvstd.get(F, c * B);
-        GradSums sums = Scratch.task().grads.reset();
-        gradSums(p, dy, off, x, off, n, s, stride, mean, sums);
-        finishBackward(c, sums.sumDy, sums.sumDyXc, (double) n * s, mean, invstd, gamma, dgamma, dbeta, coef);
-    }
-
     /** From channel {@code c}'s Σdy and Σdy*(x - mean) over m values: dgamma[c], dbeta[c] and dx's coefficients. */
     static void finishBackward(long c, double sumDy, double sumDyXc, double m, float mean, double invstd,
                                MemorySegment gamma, MemorySegment dgamma, MemorySegment dbeta, float[] coef) {
@@ -416,20 +392,6 @@ public final class BatchNormOps {
             coef[i + 2] = mean;
             coef[i + 3] = (float) (-k * sumDy / m);
         }
-    }
-
-    /**
-     * Backward sums of channel {@code c}, inference mode (statistics were constants): dgamma[c] =
-     * Σ dy * (x - running_mean) * invstd_running, dbeta[c] = Σ dy.
-     */
-    static void backwardInferenceSums(Primitives p, long n, long cs, long s, long c,
-                                             MemorySegment dy, MemorySegment x,
-                                             MemorySegment runMean, MemorySegment runVar, double eps,
-                                             MemorySegment dgamma, MemorySegment dbeta) {
-        long off = c * s * B, stride = cs * s * B;
-        GradSums sums = Scratch.task().grads.reset();
-        gradSums(p, dy, off, x, off, n, s, stride, runMean.get(F, c * B), sums);
-        finishInferenceSums(c, sums.sumDy, sums.sumDyXc, runVar, eps, dgamma, dbeta);
     }
 
     /** dgamma[c] = Σ dy*(x - running_mean) / sqrt(running_var + eps), dbeta[c] = Σ dy (either may be null). */
@@ -446,14 +408,6 @@ public final class BatchNormOps {
         coef[k] = 0f;
         coef[k + 1] = (float) (at(gamma, c, 1f) / Math.sqrt(runVar.get(F, c * B) + eps));
         coef[k + 2] = 0f;
-    }
-
-    /** dx = p*dy + q*(x - center) + r over channel {@code c}, coefficients from {@code coef}. */
-    static void gradApplyChannel(Primitives p, long n, long cs, long s, long c,
-                                        MemorySegment dy, MemorySegment x, MemorySegment dx, float[] coef) {
-        int k = (int) (COEFS * c);
-        long off = c * s * B;
-        gradApply(p, dy, off, x, off, dx, off, n, s, cs * s * B, coef[k], coef[k + 1], coef[k + 2], coef[k + 3]);
     }
 
     /** The same over one run {@code r} of memory order. */

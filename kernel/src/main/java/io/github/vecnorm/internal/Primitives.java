@@ -58,6 +58,40 @@ public interface Primitives {
     void gradApply(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                    long runs, int len, long stride, float p, float q, float c, float r);
 
+    // --- consecutive runs, each with its own coefficients (a BatchNorm sample's channels)
+    // A sample is runs runs of len floats back to back (run r from byte r * len * 4 of the sample on). The sums
+    // take runs [from, to) of every sample (sample i from byte off + i * sampleStride): run r's centre is the
+    // float at byte centreOff + r * centreStride of centres, and its sums over all the samples are added into
+    // a[outOff + r] and b[outOff + r]. A run's sums are the same bits whatever [from, to) holds it (the
+    // thread-count determinism rests on this). Each sum of a run is float lanes of at most
+    // samples * ceil(len / lanes) values, their tree, and the scalar tails in double.
+
+    /**
+     * {@link #centredSums} of each run r in [from, to) over the samples, about its own centre c_r: Σ(x - c_r)
+     * added into {@code a[outOff + r]}, Σ(x - c_r)² into {@code b[outOff + r]}.
+     */
+    void centredSumsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                         int to, MemorySegment centres, long centreOff, long centreStride, double[] a, double[] b,
+                         int outOff);
+
+    /**
+     * {@link #gradSums} of each run r in [from, to) over the samples, about its own centre c_r: Σdy added into
+     * {@code a[outOff + r]}, Σdy * (x - c_r) into {@code b[outOff + r]} (x and dy laid out alike from their
+     * offsets).
+     */
+    void gradSumsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, long samples, long sampleStride,
+                      int runs, int len, int from, int to, MemorySegment centres, long centreOff, long centreStride,
+                      double[] a, double[] b, int outOff);
+
+    /**
+     * {@link #gradApply} over consecutive runs, each with its own coefficients {@code p = coef[k]},
+     * {@code q = coef[k + 1]}, {@code c = coef[k + 2]}, {@code r = coef[k + 3]}, {@code k = coefOff +
+     * run * coefStride}: the same float operations as gradApply run by run (so the same bits). dx may be dy
+     * (same offsets).
+     */
+    void gradApplyRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                       int runs, int len, float[] coef, int coefOff, int coefStride);
+
     // --- row primitives (LayerNorm, RMSNorm)
     // One contiguous run of len floats, with a per-element weight vector w (gamma) read from wOff on.
 

@@ -105,6 +105,47 @@ public final class ScalarPrimitives implements Primitives {
         }
     }
 
+    @Override
+    public void centredSumsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                                int to, MemorySegment centres, long centreOff, long centreStride, double[] a,
+                                double[] b, int outOff) {
+        for (long i = 0; i < samples; i++) {
+            for (int r = from; r < to; r++) {
+                CentredSums acc = new CentredSums();
+                centredSums(x, off + i * sampleStride + (long) r * len * B, 1, len, 0,
+                        centres.get(F, centreOff + r * centreStride), acc);
+                a[outOff + r] += acc.sum;
+                b[outOff + r] += acc.sumSquares;
+            }
+        }
+    }
+
+    @Override
+    public void gradSumsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, long samples, long sampleStride,
+                             int runs, int len, int from, int to, MemorySegment centres, long centreOff,
+                             long centreStride, double[] a, double[] b, int outOff) {
+        for (long i = 0; i < samples; i++) {
+            for (int r = from; r < to; r++) {
+                GradSums acc = new GradSums();
+                long d = i * sampleStride + (long) r * len * B;
+                gradSums(dy, dyOff + d, x, xOff + d, 1, len, 0, centres.get(F, centreOff + r * centreStride), acc);
+                a[outOff + r] += acc.sumDy;
+                b[outOff + r] += acc.sumDyXc;
+            }
+        }
+    }
+
+    @Override
+    public void gradApplyRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                              int runs, int len, float[] coef, int coefOff, int coefStride) {
+        for (int r = 0; r < runs; r++) {
+            int k = coefOff + r * coefStride;
+            long d = (long) r * len * B;
+            gradApply(dy, dyOff + d, x, xOff + d, dx, dxOff + d, 1, len, 0, coef[k], coef[k + 1], coef[k + 2],
+                    coef[k + 3]);
+        }
+    }
+
     // --- row primitives (LayerNorm, RMSNorm)
 
     @Override

@@ -175,6 +175,162 @@ class PrimitivesPropertiesTest {
     }
 
     /**
+     * gradApplyRuns: consecutive runs, each with its own (p, q, c, r) from a coefficient array, give bit for bit
+     * what gradApply gives run by run, in place (dx = dy) or not, with nothing written past the runs; every
+     * implementation.
+     */
+    @Test
+    void gradApplyRunsIsGradApplyRunByRun() {
+        Tally t = new Tally("primitive gradApplyRuns", "examples", "inPlace", "len<16", "len%8!=0");
+        qt().withExamples(300).forAll(range(1, 9), range(1, 70), range(4, 7), longRange(0, Long.MAX_VALUE))
+                .checkAssert((runs, len, stride, seed) -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    boolean inPlace = rnd.nextBoolean();
+                    int off = rnd.nextInt(4), total = off + runs * len + 5, coefOff = rnd.nextInt(3);
+                    float[] x = new float[total], dy = new float[total], coef = new float[coefOff + runs * stride];
+                    for (int i = 0; i < total; i++) {
+                        x[i] = (float) (50 * rnd.nextGaussian());
+                        dy[i] = (float) rnd.nextGaussian();
+                    }
+                    for (int i = 0; i < coef.length; i++) coef[i] = (float) (10 * rnd.nextGaussian());
+                    t.count("examples", true);
+                    t.count("inPlace", inPlace);
+                    t.count("len<16", len < 16);
+                    t.count("len%8!=0", len % 8 != 0);
+                    for (Primitives p : implementations()) {
+                        try (Arena arena = Arena.ofConfined()) {
+                            MemorySegment xs = TestData.copyOf(arena, x), dys = TestData.copyOf(arena, dy);
+                            MemorySegment dxs = inPlace ? dys : TestData.filled(arena, total, -7f, 0);
+                            MemorySegment wantDy = TestData.copyOf(arena, dy);
+                            MemorySegment want = inPlace ? wantDy : TestData.filled(arena, total, -7f, 0);
+                            long o = off * 4L;
+                            p.gradApplyRuns(dys, o, xs, o, dxs, o, runs, len, coef, coefOff, stride);
+                            for (int r = 0; r < runs; r++) {
+                                int k = coefOff + r * stride;
+                                long ro = (off + (long) r * len) * 4;
+                                p.gradApply(wantDy, ro, xs, ro, want, ro, 1, len, 0, coef[k], coef[k + 1], coef[k + 2],
+                                        coef[k + 3]);
+                            }
+                            assertEquals(-1, dxs.mismatch(want), p.name() + ": gradApplyRuns differs from gradApply run"
+                                    + " by run, runs " + runs + " len " + len + " stride " + stride + " in place " + inPlace);
+                        }
+                    }
+                });
+        t.report();
+    }
+
+    /**
+     * centredSumsRuns and gradSumsRuns: each run's sums over the samples, added into its slots, are
+     * <ul>
+     *   <li>within the sums' bounds of the double reference (ErrorModel with the lane chains the contract
+     *   states, samples * ceil(len / L): Σ(x - c) and Σdy*(x - c) carry the float subtraction's u too, Σ(x - c)²
+     *   its 3u);</li>
+     *   <li>the same bits whatever [from, to) holds the run (the call cut in two at a random run), which the
+     *   kernels' thread-count determinism rests on;</li>
+     *   <li>the same bits when another run's values change, even to an infinity or a NaN.</li>
+     * </ul>
+     * Every implementation.
+     */
+    @Test
+    void sumsRunsAreEachRunsOwnWhateverTheSplit() {
+        Tally t = new Tally("primitive centredSumsRuns/gradSumsRuns", "examples", "len<16", "16<=len<64", "split",
+                "poisoned");
+        qt().withExamples(300).forAll(range(1, 5), range(1, 9), range(1, 70), longRange(0, Long.MAX_VALUE))
+                .checkAssert((samples, runs, len, seed) -> {
+                    SplittableRandom rnd = new SplittableRandom(seed);
+                    int gap = rnd.nextInt(3), sample = runs * len + gap, off = rnd.nextInt(4);
+                    int total = off + samples * sample + 3;
+                    float[] x = new float[total], dy = new float[total], centres = new float[runs + 2];
+                    double offset = rnd.nextBoolean() ? 0 : 1000;
+                    for (int i = 0; i < total; i++) {
+                        x[i] = (float) (offset + 5 * rnd.nextGaussian());
+                        dy[i] = (float) rnd.nextGaussian();
+                    }
+                    for (int r = 0; r < centres.length; r++) centres[r] = (float) (offset + rnd.nextGaussian());
+                    int cut = rnd.nextInt(runs + 1), poisoned = rnd.nextInt(runs);
+                    t.count("examples", true);
+                    t.count("len<16", len < 16);
+                    t.count("16<=len<64", len >= 16 && len < 64);
+                    t.count("split", cut > 0 && cut < runs);
+                    for (Primitives p : implementations()) {
+                        ErrorModel model = ErrorModel.of(p);
+                        long k = samples * ((len + p.lanes() - 1) / p.lanes());
+                        double[][] whole = sums(p, x, dy, centres, off, samples, sample, runs, len, 0, runs);
+                        double[][] cutA = sums(p, x, dy, centres, off, samples, sample, runs, len, 0, cut);
+                        double[][] cutB = sums(p, x, dy, centres, off, samples, sample, runs, len, cut, runs);
+                        for (int r = 0; r < runs; r++) {
+                            double[][] part = r < cut ? cutA : cutB;
+                            for (int j = 0; j < 4; j++) {
+                                assertEquals(Double.doubleToRawLongBits(whole[j][r]), Double.doubleToRawLongBits(part[j][r]),
+                                        p.name() + ": sum " + j + " of run " + r + " depends on the split at " + cut
+                                                + " (samples " + samples + " runs " + runs + " len " + len + ")");
+                            }
+                            Reference.Sum d = new Reference.Sum(), d2 = new Reference.Sum(), absD = new Reference.Sum();
+                            Reference.Sum g = new Reference.Sum(), gd = new Reference.Sum(), absG = new Reference.Sum();
+                            Reference.Sum absGd = new Reference.Sum();
+                            for (int i = 0; i < samples; i++) {
+                                for (int e = 0; e < len; e++) {
+                                    int at = off + i * sample + r * len + e;
+                                    double v = (double) x[at] - centres[r];
+                                    d.add(v);
+                                    d2.add(v * v);
+                                    absD.add(Math.abs(v));
+                                    g.add(dy[at]);
+                                    absG.add(Math.abs(dy[at]));
+                                    gd.add(dy[at] * v);
+                                    absGd.add(Math.abs(dy[at] * v));
+                                }
+                            }
+                            ErrorModel.SumBounds sb = model.sumsOfChain(k, absD.value(), d2.value());
+                            ErrorModel.SumBounds gb = model.sumsOfChain(k, absG.value(), absGd.value());
+                            String what = p.name() + " run " + r;
+                            t.close(what + " Σd", r, whole[0][r] - 1.5, d.value(), sb.sumDy() + ErrorModel.U * absD.value() + 0x1p-50, seed);
+                            t.close(what + " Σd²", r, whole[1][r] + 2.25, d2.value(), sb.sumDyXc() + 3 * ErrorModel.U * d2.value() + 0x1p-50, seed);
+                            t.close(what + " Σdy", r, whole[2][r] - 1.5, g.value(), gb.sumDy() + 0x1p-50, seed);
+                            t.close(what + " Σdy·d", r, whole[3][r] + 2.25, gd.value(), gb.sumDyXc() + 0x1p-50, seed);
+                        }
+                        // another run's values, even non-finite, leave a run's sums alone
+                        float[] px = x.clone(), pdy = dy.clone();
+                        float bad = rnd.nextBoolean() ? Float.POSITIVE_INFINITY : Float.NaN;
+                        for (int i = 0; i < samples; i++) {
+                            int at = off + i * sample + poisoned * len + rnd.nextInt(len);
+                            px[at] = bad;
+                            pdy[at] = rnd.nextBoolean() ? bad : pdy[at];
+                        }
+                        t.count("poisoned", runs > 1);
+                        double[][] after = sums(p, px, pdy, centres, off, samples, sample, runs, len, 0, runs);
+                        for (int r = 0; r < runs; r++) {
+                            if (r == poisoned) continue;
+                            for (int j = 0; j < 4; j++) {
+                                assertEquals(Double.doubleToRawLongBits(whole[j][r]), Double.doubleToRawLongBits(after[j][r]),
+                                        p.name() + ": sum " + j + " of run " + r + " changed with run " + poisoned
+                                                + "'s values (samples " + samples + " runs " + runs + " len " + len + ")");
+                            }
+                        }
+                    }
+                });
+        t.report();
+    }
+
+    /** {Σd, Σd², Σdy, Σdy·d} of runs [from, to) by centredSumsRuns and gradSumsRuns, slots starting at 1.5 / -2.25. */
+    private static double[][] sums(Primitives p, float[] x, float[] dy, float[] centres, int off, int samples,
+                                   int sample, int runs, int len, int from, int to) {
+        double[][] out = new double[4][runs];
+        for (int r = 0; r < runs; r++) {
+            out[0][r] = out[2][r] = 1.5;
+            out[1][r] = out[3][r] = -2.25;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment xs = TestData.copyOf(arena, x), dys = TestData.copyOf(arena, dy);
+            MemorySegment cs = TestData.copyOf(arena, centres);
+            p.centredSumsRuns(xs, off * 4L, samples, sample * 4L, runs, len, from, to, cs, 0, 4, out[0], out[1], 0);
+            p.gradSumsRuns(dys, off * 4L, xs, off * 4L, samples, sample * 4L, runs, len, from, to, cs, 0, 4, out[2],
+                    out[3], 0);
+        }
+        return out;
+    }
+
+    /**
      * gradApply: dx = fma(p, dy, fma(q, fl(x - c), r)): |dx - exact| <= u*|p*dy| ... as ErrorModel.dx
      * with exact coefficients: u*(|q*(x - c)| (subtraction) + |q*(x - c) + r| (inner fma) + |dx| (outer)).
      */

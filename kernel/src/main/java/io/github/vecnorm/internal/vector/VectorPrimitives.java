@@ -7,6 +7,7 @@ import io.github.vecnorm.internal.Primitives;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorShuffle;
@@ -392,6 +393,265 @@ public final class VectorPrimitives implements Primitives {
                 float v = x.get(F, xb + i * B);
                 dx.set(F, ob + i * B, Math.fma(p, g, Math.fma(v - c, q, r)));
             }
+        }
+    }
+
+    /**
+     * Whether {@link #centredSumsRuns}, {@link #gradSumsRuns} and {@link #gradApplyRuns} take consecutive runs
+     * of len floats as one flat range ({@link #affineRuns}' loop): a vector then meets at most two runs.
+     */
+    private static boolean flatRuns(int len) {
+        return len >= L && len < FLAT_RUNS_BELOW;
+    }
+
+    /**
+     * Per-thread float lanes of {@link #centredSumsRuns} and {@link #gradSumsRuns}: two vectors per run of the
+     * call, zeroed, each holding one sum's lanes across the samples.
+     */
+    private static float[] runLanes(int runs) {
+        float[] f = RUN_LANES.get();
+        int count = 2 * runs * L + runs + 2;
+        if (f.length < count) {
+            f = new float[Math.max(count, 2 * f.length)];
+            RUN_LANES.set(f);
+        } else {
+            Arrays.fill(f, 0, 2 * runs * L, 0f);
+        }
+        return f;
+    }
+
+    /**
+     * Copies the centres of runs [from, to) into lanes from index 2 * (to - from) * L on (and those of the two
+     * runs after, or the last one again): read once per call, not once per run and sample from a segment (for
+     * BatchNorm's forward the centres are x[0, c, 0], out of cache by the later samples). Returns that index.
+     */
+    private static int copyCentres(float[] lanes, int runs, int from, int to, MemorySegment centres, long centreOff,
+                                   long centreStride) {
+        int at = 2 * (to - from) * L;
+        for (int r = from; r <= to + 1; r++) lanes[at + r - from] = centres.get(F, centreOff + Math.min(r, runs - 1) * centreStride);
+        return at;
+    }
+
+    private static final ThreadLocal<float[]> RUN_LANES = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** Adds v into the L floats of lanes from index i (a run's lanes across samples). */
+    private static void addLanes(float[] lanes, int i, FloatVector v) {
+        FloatVector.fromArray(SPECIES, lanes, i).add(v).intoArray(lanes, i);
+    }
+
+    @Override
+    public void centredSumsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                                int to, MemorySegment centres, long centreOff, long centreStride, double[] a,
+                                double[] b, int outOff) {
+        if (!flatRuns(len)) {
+            CentredSums acc = new CentredSums();
+            for (long i = 0; i < samples; i++) {
+                for (int r = from; r < to; r++) {
+                    centredSums(x, off + i * sampleStride + (long) r * len * B, 1, len, 0,
+                            centres.get(F, centreOff + r * centreStride), acc.reset());
+                    a[outOff + r] += acc.sum;
+                    b[outOff + r] += acc.sumSquares;
+                }
+            }
+            return;
+        }
+        // whole vectors over each sample's flat range of runs, as affineRuns: each lane's d = x - (its run's
+        // centre), run k's lanes added into s and q; where run k ends inside a vector (or at its end) its lanes
+        // go in and s and q are added into run k's lanes across samples (runLanes), the vector's other lanes
+        // starting run k + 1. Each run's lanes are reduced once, after the last sample (treeSum; reducing per
+        // run of 49 floats cost a third of the pass). The vectors lie on the grid of all the runs of a sample
+        // whatever [from, to) is, so a run's lanes, and its bits, do not depend on which runs a call takes: a
+        // vector shared with a run outside [from, to) is read and its lanes masked. The scalar tail of a
+        // sample's range (its last run's end) is summed in double, the differences in float like the lanes.
+        int count = to - from, second = count * L;
+        float[] lanes = runLanes(count);
+        int cen = copyCentres(lanes, runs, from, to, centres, centreOff, centreStride) - from;
+        long total = (long) runs * len, bound = total - total % L, start = (long) from * len;
+        FloatVector zero = FloatVector.zero(SPECIES);
+        float first = lanes[cen + from], after = lanes[cen + from + 1];
+        for (long i = 0; i < samples; i++) {
+            long base = off + i * sampleStride, p = start - start % L, boundary = start + len;
+            int k = from, at = 0;
+            FloatVector c0 = FloatVector.broadcast(SPECIES, first), c1 = FloatVector.broadcast(SPECIES, after);
+            FloatVector s = zero, q = zero;
+            if (p < start && p < bound) {
+                // the vector run `from` starts in: its lanes, as that vector's next run when the walk starts earlier
+                VectorMask<Float> later = LANE_INDEX.compare(VectorOperators.GE, (float) (start - p));
+                FloatVector d = load(x, base + p * B).sub(c0);
+                s = zero.blend(d, later);
+                q = s.mul(s);
+                p += L;
+            }
+            for (; k < to && p < bound; p += L) {
+                FloatVector v = load(x, base + p * B);
+                long left = boundary - p; // lanes of run k in this vector
+                if (left > L) {
+                    FloatVector d = v.sub(c0);
+                    s = s.add(d);
+                    q = d.fma(d, q);
+                    continue;
+                }
+                VectorMask<Float> later = LANE_INDEX.compare(VectorOperators.GE, (float) left);
+                FloatVector d = v.sub(c0.blend(c1, later));
+                FloatVector mine = d.blend(zero, later), next = zero.blend(d, later);
+                addLanes(lanes, at, s.add(mine));
+                addLanes(lanes, second + at, mine.fma(mine, q));
+                s = next;
+                q = next.mul(next);
+                k++;
+                at += L;
+                boundary += len;
+                c0 = c1;
+                c1 = FloatVector.broadcast(SPECIES, lanes[cen + k + 1]);
+            }
+            if (k == to) continue;
+            // the last run of the sample ends in the scalar tail
+            addLanes(lanes, at, s);
+            addLanes(lanes, second + at, q);
+            float c = lanes[cen + k];
+            double sum = 0, squares = 0;
+            for (; p < total; p++) {
+                double d = x.get(F, base + p * B) - c;
+                sum += d;
+                squares += d * d;
+            }
+            a[outOff + k] += sum;
+            b[outOff + k] += squares;
+        }
+        for (int r = 0; r < count; r++) {
+            a[outOff + from + r] += treeSum(FloatVector.fromArray(SPECIES, lanes, r * L));
+            b[outOff + from + r] += treeSum(FloatVector.fromArray(SPECIES, lanes, second + r * L));
+        }
+    }
+
+    @Override
+    public void gradSumsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, long samples, long sampleStride,
+                             int runs, int len, int from, int to, MemorySegment centres, long centreOff,
+                             long centreStride, double[] a, double[] b, int outOff) {
+        if (!flatRuns(len)) {
+            GradSums acc = new GradSums();
+            for (long i = 0; i < samples; i++) {
+                for (int r = from; r < to; r++) {
+                    long d = i * sampleStride + (long) r * len * B;
+                    gradSums(dy, dyOff + d, x, xOff + d, 1, len, 0, centres.get(F, centreOff + r * centreStride),
+                            acc.reset());
+                    a[outOff + r] += acc.sumDy;
+                    b[outOff + r] += acc.sumDyXc;
+                }
+            }
+            return;
+        }
+        // centredSumsRuns' walk: Σdy and Σdy*(x - c) of run k in s and t, into the run's lanes across samples
+        int count = to - from, second = count * L;
+        float[] lanes = runLanes(count);
+        int cen = copyCentres(lanes, runs, from, to, centres, centreOff, centreStride) - from;
+        long total = (long) runs * len, bound = total - total % L, start = (long) from * len;
+        FloatVector zero = FloatVector.zero(SPECIES);
+        float first = lanes[cen + from], after = lanes[cen + from + 1];
+        for (long i = 0; i < samples; i++) {
+            long dyBase = dyOff + i * sampleStride, xBase = xOff + i * sampleStride;
+            long p = start - start % L, boundary = start + len;
+            int k = from, at = 0;
+            FloatVector c0 = FloatVector.broadcast(SPECIES, first), c1 = FloatVector.broadcast(SPECIES, after);
+            FloatVector s = zero, t = zero;
+            if (p < start && p < bound) {
+                VectorMask<Float> later = LANE_INDEX.compare(VectorOperators.GE, (float) (start - p));
+                FloatVector d = zero.blend(load(x, xBase + p * B).sub(c0), later);
+                s = zero.blend(load(dy, dyBase + p * B), later);
+                t = s.mul(d);
+                p += L;
+            }
+            for (; k < to && p < bound; p += L) {
+                FloatVector g = load(dy, dyBase + p * B), v = load(x, xBase + p * B);
+                long left = boundary - p;
+                if (left > L) {
+                    s = s.add(g);
+                    t = g.fma(v.sub(c0), t);
+                    continue;
+                }
+                // each run's products from its own lanes only: 0 * (an infinite other lane) would be NaN
+                VectorMask<Float> later = LANE_INDEX.compare(VectorOperators.GE, (float) left);
+                FloatVector d = v.sub(c0.blend(c1, later));
+                FloatVector mine = g.blend(zero, later), next = zero.blend(g, later);
+                addLanes(lanes, at, s.add(mine));
+                addLanes(lanes, second + at, mine.fma(d.blend(zero, later), t));
+                s = next;
+                t = next.mul(zero.blend(d, later));
+                k++;
+                at += L;
+                boundary += len;
+                c0 = c1;
+                c1 = FloatVector.broadcast(SPECIES, lanes[cen + k + 1]);
+            }
+            if (k == to) continue;
+            addLanes(lanes, at, s);
+            addLanes(lanes, second + at, t);
+            float c = lanes[cen + k];
+            double sumDy = 0, sumDyXc = 0;
+            for (; p < total; p++) {
+                double g = dy.get(F, dyBase + p * B);
+                sumDy += g;
+                sumDyXc += g * (x.get(F, xBase + p * B) - c);
+            }
+            a[outOff + k] += sumDy;
+            b[outOff + k] += sumDyXc;
+        }
+        for (int r = 0; r < count; r++) {
+            a[outOff + from + r] += treeSum(FloatVector.fromArray(SPECIES, lanes, r * L));
+            b[outOff + from + r] += treeSum(FloatVector.fromArray(SPECIES, lanes, second + r * L));
+        }
+    }
+
+    @Override
+    public void gradApplyRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                              int runs, int len, float[] coef, int coefOff, int coefStride) {
+        if (!flatRuns(len) || runs == 1) {
+            for (int r = 0; r < runs; r++) {
+                int k = coefOff + r * coefStride;
+                long d = (long) r * len * B;
+                gradApply(dy, dyOff + d, x, xOff + d, dx, dxOff + d, 1, len, 0, coef[k], coef[k + 1], coef[k + 2],
+                        coef[k + 3]);
+            }
+            return;
+        }
+        // affineRuns' flat walk with gradApply's float operations: each lane takes its run's (p, q, c, r)
+        long total = (long) runs * len, bound = total - total % L, boundary = len;
+        int k = 0, next = coefOff + coefStride;
+        FloatVector p0 = FloatVector.broadcast(SPECIES, coef[coefOff]);
+        FloatVector q0 = FloatVector.broadcast(SPECIES, coef[coefOff + 1]);
+        FloatVector c0 = FloatVector.broadcast(SPECIES, coef[coefOff + 2]);
+        FloatVector r0 = FloatVector.broadcast(SPECIES, coef[coefOff + 3]);
+        FloatVector p1 = FloatVector.broadcast(SPECIES, coef[next]);
+        FloatVector q1 = FloatVector.broadcast(SPECIES, coef[next + 1]);
+        FloatVector c1 = FloatVector.broadcast(SPECIES, coef[next + 2]);
+        FloatVector r1 = FloatVector.broadcast(SPECIES, coef[next + 3]);
+        for (long p = 0; p < bound; p += L) {
+            FloatVector g = load(dy, dyOff + p * B), v = load(x, xOff + p * B);
+            long left = boundary - p;
+            if (left >= L) {
+                p0.fma(g, v.sub(c0).fma(q0, r0)).intoMemorySegment(dx, dxOff + p * B, ORDER);
+                continue;
+            }
+            VectorMask<Float> later = LANE_INDEX.compare(VectorOperators.GE, (float) left);
+            FloatVector t = v.sub(c0.blend(c1, later)).fma(q0.blend(q1, later), r0.blend(r1, later));
+            p0.blend(p1, later).fma(g, t).intoMemorySegment(dx, dxOff + p * B, ORDER);
+            k++;
+            boundary += len;
+            p0 = p1;
+            q0 = q1;
+            c0 = c1;
+            r0 = r1;
+            next = coefOff + Math.min(k + 1, runs - 1) * coefStride;
+            p1 = FloatVector.broadcast(SPECIES, coef[next]);
+            q1 = FloatVector.broadcast(SPECIES, coef[next + 1]);
+            c1 = FloatVector.broadcast(SPECIES, coef[next + 2]);
+            r1 = FloatVector.broadcast(SPECIES, coef[next + 3]);
+        }
+        // scalar tail of the flat range: gradApply's operations
+        for (long p = bound; p < total; p++) {
+            int i = coefOff + (int) (p / len) * coefStride;
+            float g = dy.get(F, dyOff + p * B), v = x.get(F, xOff + p * B);
+            dx.set(F, dxOff + p * B, Math.fma(coef[i], g, Math.fma(v - coef[i + 2], coef[i + 1], coef[i + 3])));
         }
     }
 
