@@ -234,10 +234,17 @@ class PrimitivesPropertiesTest {
     @Test
     void sumsRunsAreEachRunsOwnWhateverTheSplit() {
         Tally t = new Tally("primitive centredSumsRuns/gradSumsRuns", "examples", "len<16", "16<=len<64", "split",
-                "poisoned");
+                "poisoned", "manyRuns");
+        Primitives vector = Kernels.vectorOrNull();
+        // past this many runs a sample's runs are reduced run by run, not across the samples (VectorPrimitives'
+        // ACROSS_SAMPLES_MAX_LANES of 8192 lanes)
+        int manyRuns = 8192 / (vector == null ? 1 : vector.lanes()) + 1;
         qt().withExamples(300).forAll(range(1, 5), range(1, 9), range(1, 70), longRange(0, Long.MAX_VALUE))
-                .checkAssert((samples, runs, len, seed) -> {
+                .checkAssert((samples, fewRuns, len, seed) -> {
                     SplittableRandom rnd = new SplittableRandom(seed);
+                    boolean many = vector != null && rnd.nextInt(6) == 0;
+                    int runs = many ? manyRuns + rnd.nextInt(3) : fewRuns;
+                    t.count("manyRuns", many);
                     int gap = rnd.nextInt(3), sample = runs * len + gap, off = rnd.nextInt(4);
                     int total = off + samples * sample + 3;
                     float[] x = new float[total], dy = new float[total], centres = new float[runs + 2];
