@@ -41,7 +41,7 @@ final class BatchNormColumns {
     /** Runs shorter than this (a 64-byte cache line of floats) always take the column path. */
     static final int LINE_FLOATS = 16;
     /** Longer runs take it below this spatial size, from {@link #MIN_ROWS} rows, up to {@link #MAX_WIDE} columns. */
-    static final int MAX_S = 64;
+    static final int MAX_S = 32;
     static final long MIN_ROWS = 64;
     static final long MAX_WIDE = 1 << 15;
     /** Widest row (C*S floats) the column path takes: its per-thread scratch (4 floats a column) is kept. */
@@ -56,12 +56,17 @@ final class BatchNormColumns {
      * Whether an (n, cs, s) tensor takes the column path. It costs O(C*S) per call (shifts and coefficients
      * expanded, double partials cleared and flushed every 32 rows) and reads per-column coefficients on
      * every row, so it pays off when a channel's runs waste cache lines or calls, and rows are many.
-     * Measured single-threaded, training forward, speed-up over the channel path (inference and backward
-     * gain alike or more): S = 1..15 always (65536x256x1 69x, 8192x64x4 10x, 8x8192x4 2.7x,
+     * Measured single-threaded, training forward, speed-up over the channel path of the time (inference and
+     * backward gain alike or more): S = 1..15 always (65536x256x1 69x, 8192x64x4 10x, 8x8192x4 2.7x,
      * 1x65536x3 1.2x); S = 16..63 from 64 rows on (2048x64x16 2.4x, 1024x32x36 1.8x, 64x512x63 1.6x,
      * 64x256x48 0.9x) but not with few rows (16x2048x32 0.65x, 4x2048x49 0.35x) nor very wide rows
-     * (64x2048x49 0.9x); from S = 64 on runs are applied in memory order and the channel path wins
-     * (1024x32x64 0.6x, 32x64x3136 0.5x).
+     * (64x2048x49 0.9x). Since short runs are summed in memory order a sample at a time
+     * ({@link Primitives#centredSumsRuns}), the column path keeps S = 16..31 only: JMH, 1 thread, training /
+     * inference / backward in ms, column path against memory order: 2048x64x16 0.49-0.62 / 0.23-0.25 /
+     * 1.10-1.18 against 0.64-0.79 / 0.45 / 1.05-1.10; 256x128x25 0.24 / 0.13 / 0.33-0.35 against 0.31 / 0.16 /
+     * 0.40; but 128x128x32 0.17 / 0.09 / 0.22 against 0.12 / 0.056 / 0.16, 128x128x36 0.19 / 0.10 / 0.25
+     * against 0.15 / 0.077 / 0.21, 64x256x48 0.29-0.30 / 0.14 / 0.38-0.40 against 0.15 / 0.070 / 0.20-0.21,
+     * 64x512x63 0.77-0.81 / 0.38 / 1.30-1.33 against 0.43 / 0.20 / 0.65-0.68 (1024x32x36: level).
      */
     static boolean applies(long n, long cs, long s) {
         long d = cs * s;
