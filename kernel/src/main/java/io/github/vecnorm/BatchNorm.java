@@ -22,13 +22,12 @@ import java.lang.foreign.MemorySegment;
  *
  * <h2>Differences from ATen, on purpose</h2>
  * <ul>
- *   <li>Statistics come from one pass over x, not ATen's two; they agree to float rounding. With runs
- *   (S) of at least 64 floats, x is read in memory order and each channel's Σ(x - x0) and Σ(x - x0)²
- *   about its first value x0 are added up (float lanes per run, runs in double); a channel whose x0
- *   lies more than two standard deviations from its mean is summed once more about the mean. Smaller S
- *   uses Welford accumulators shifted by the channel's first value (merged with Chan's update in
- *   double), or, for S below 16 (or below 64 with many samples), shifted sums down the columns of x
- *   seen as an (N, C*S) matrix.</li>
+ *   <li>Statistics come from one pass over x, not ATen's two; they agree to float rounding. x is read
+ *   in memory order and each channel's Σ(x - x0) and Σ(x - x0)² about its first value x0 are added up
+ *   (float lanes per run, or per run across the samples for short runs, totals in double); a channel
+ *   whose x0 lies more than two standard deviations from its mean is summed once more about the mean.
+ *   For S below 16 (or below 32 with many samples) the same sums run down the columns of x seen as an
+ *   (N, C*S) matrix.</li>
  *   <li>eps must be finite and positive (ATen accepts 0, giving invstd 0 for a constant channel);
  *   momentum must lie in [0, 1] (ATen does not check).</li>
  *   <li>One value per channel in training is rejected here, with PyTorch's Python-level message;

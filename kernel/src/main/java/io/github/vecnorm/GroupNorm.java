@@ -28,9 +28,10 @@ import java.lang.foreign.MemorySegment;
  *
  * <h2>Differences from ATen, on purpose</h2>
  * <ul>
- *   <li>Statistics come from Welford accumulators shifted by the group's first value, merged in double
- *   (ATen: Welford in float; its channels-last path uses E[x²] - E[x]²). The variance is clamped at 0
- *   as ATen does.</li>
+ *   <li>Statistics come from Σ(x - x0) and Σ(x - x0)² about the group's first value x0 (float lanes,
+ *   totals in double), taken once more about the mean when x0 lies more than two standard deviations
+ *   from it; groups over 512 KiB use Welford accumulators shifted by x0 (ATen: Welford in float; its
+ *   channels-last path uses E[x²] - E[x]²). The variance is clamped at 0 as ATen does.</li>
  *   <li>eps must be finite and positive (ATen does not check).</li>
  *   <li>mean and rstd are optional outputs (null: not saved); ATen always returns them.</li>
  *   <li>Empty tensors cannot be described by {@link Shape} (ATen returns NaN rstd for them).</li>

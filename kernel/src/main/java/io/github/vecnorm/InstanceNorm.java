@@ -39,8 +39,10 @@ import java.lang.foreign.MemorySegment;
  *
  * <h2>Differences from PyTorch, on purpose</h2>
  * <ul>
- *   <li>Statistics come from Welford accumulators shifted by the instance's first value, merged in
- *   double; ATen's batch_norm path differs by float rounding.</li>
+ *   <li>Statistics come from Σ(x - x0) and Σ(x - x0)² about the instance's first value x0 (float lanes,
+ *   totals in double), taken once more about the mean when x0 lies more than two standard deviations
+ *   from it; instances over 512 KiB use Welford accumulators shifted by x0. ATen's batch_norm path
+ *   differs by float rounding.</li>
  *   <li>eps must be finite and positive; momentum in [0, 1] (PyTorch checks neither).</li>
  *   <li>A cumulative average ({@link RunningStats#cumulative}) is accepted and works as for BatchNorm;
  *   PyTorch's InstanceNorm has no {@code momentum=None} mode.</li>

@@ -26,9 +26,11 @@ import java.lang.foreign.MemorySegment;
  *
  * <h2>Differences from ATen, on purpose</h2>
  * <ul>
- *   <li>Statistics come from Welford accumulators shifted by the row's first value, merged with Chan's
- *   update in double; ATen accumulates in float without a shift. They agree to float rounding, and
- *   here a large common offset costs no precision. The variance is clamped at 0 before adding eps.</li>
+ *   <li>Statistics come from Σ(x - x0) and Σ(x - x0)² about the row's first value x0 (float lanes, totals
+ *   in double), taken once more about the mean when x0 lies more than two standard deviations from it;
+ *   rows too large for the caches (over 512 KiB) use Welford accumulators shifted by x0 instead. ATen
+ *   accumulates in float without a shift. They agree to float rounding, and here a large common offset
+ *   costs no precision. The variance is clamped at 0 before adding eps.</li>
  *   <li>eps must be finite and positive (ATen does not check).</li>
  *   <li>mean and rstd are optional outputs (null: not saved, e.g. for inference); ATen always returns them.</li>
  *   <li>Empty tensors (M = 0 or D = 0) cannot be described by {@link Rows}.</li>

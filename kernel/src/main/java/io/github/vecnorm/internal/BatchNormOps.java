@@ -7,8 +7,8 @@ import java.util.Arrays;
 /**
  * BatchNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.BatchNorm}
  * guards every argument first. A channel of an (N, C, S) tensor is N runs of S floats, {@code C*S}
- * floats apart. Each kernel is a reduction pass (channel by channel, or in memory order for long runs), then
- * an element-wise pass (the forward's in memory order, a sample's block of channels an item) — per-item
+ * floats apart. Each kernel is a reduction pass in memory order (a task's block of channels, sample by
+ * sample: a primitive call per run for long runs, per block for short ones), then an element-wise pass (the forward's in memory order, a sample's block of channels an item) — per-item
  * work is the same whatever the {@link Loop}, so results do not depend on the thread count. Small S takes
  * {@link BatchNormColumns} instead (x as an (N, C*S) matrix, reduced down its columns), with the same
  * per-channel finishing.

@@ -111,11 +111,17 @@ public final class ScalarPrimitives implements Primitives {
                                 double[] b, int outOff) {
         for (long i = 0; i < samples; i++) {
             for (int r = from; r < to; r++) {
-                CentredSums acc = new CentredSums();
-                centredSums(x, off + i * sampleStride + (long) r * len * B, 1, len, 0,
-                        centres.get(F, centreOff + r * centreStride), acc);
-                a[outOff + r] += acc.sum;
-                b[outOff + r] += acc.sumSquares;
+                // centredSums of one run
+                float c = centres.get(F, centreOff + r * centreStride);
+                long base = off + i * sampleStride + (long) r * len * B;
+                double sum = 0, squares = 0;
+                for (int e = 0; e < len; e++) {
+                    double v = (double) x.get(F, base + e * B) - c;
+                    sum += v;
+                    squares += v * v;
+                }
+                a[outOff + r] += sum;
+                b[outOff + r] += squares;
             }
         }
     }
@@ -126,11 +132,17 @@ public final class ScalarPrimitives implements Primitives {
                              long centreStride, double[] a, double[] b, int outOff) {
         for (long i = 0; i < samples; i++) {
             for (int r = from; r < to; r++) {
-                GradSums acc = new GradSums();
+                // gradSums of one run
+                float c = centres.get(F, centreOff + r * centreStride);
                 long d = i * sampleStride + (long) r * len * B;
-                gradSums(dy, dyOff + d, x, xOff + d, 1, len, 0, centres.get(F, centreOff + r * centreStride), acc);
-                a[outOff + r] += acc.sumDy;
-                b[outOff + r] += acc.sumDyXc;
+                double sumDy = 0, sumDyXc = 0;
+                for (int e = 0; e < len; e++) {
+                    double g = dy.get(F, dyOff + d + e * B);
+                    sumDy += g;
+                    sumDyXc += g * (x.get(F, xOff + d + e * B) - c);
+                }
+                a[outOff + r] += sumDy;
+                b[outOff + r] += sumDyXc;
             }
         }
     }

@@ -41,7 +41,7 @@ public final class VectorPrimitives implements Primitives {
      * log2(L) are not used.
      */
     private static final VectorShuffle<Float> FOLD_1 = fold(1), FOLD_2 = fold(2), FOLD_3 = fold(3), FOLD_4 = fold(4);
-    /** Runs shorter than this (and at least L long) take {@link #affineRuns}'s flat loop. */
+    /** Runs shorter than this (and at least L long) are summed as one flat range ({@link #centredSumsRuns}). */
     private static final int FLAT_RUNS_BELOW = 64;
     /** Lane i holds i (as a float): compared with a count, the mask of the lanes from that count on. */
     private static final FloatVector LANE_INDEX = FloatVector.zero(SPECIES).addIndex(1);
@@ -244,25 +244,32 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void affineRuns(MemorySegment x, long xOff, MemorySegment y, long yOff, int runs, int len,
                            float[] coef, int coefOff, int coefStride) {
-        if (len < L || len >= FLAT_RUNS_BELOW || runs == 1) {
+        if (len < L || runs == 1) {
             affineRunByRun(x, xOff, y, yOff, runs, len, coef, coefOff, coefStride);
             return;
         }
-        // short runs of at least L floats, back to back: whole vectors over the flat range, each lane with its
-        // run's coefficients, so that a vector meets at most two runs (a blend where one ends). Run by run,
-        // S = 49 (7x7) cost three unaligned vectors and a scalar float per run: 32x2048x7x7 in a harness,
-        // 0.56-0.59 ms against 0.39-0.43 this way (a copy: 0.29); JMH inference 0.66-0.71 -> 0.44-0.47 ms.
-        // Long runs stay run by run: this loop's per-vector test made S = 196 and 3136 5-10% slower.
-        // Run by run over the flat range: run k's whole vectors, then the one where it ends (a blend), so the
-        // loop tests only where a run ends, not every vector (harness, 32x512x7x7: 0.101 -> 0.093 ms).
+        // runs of at least L floats, back to back: whole vectors over the flat range, each lane with its run's
+        // coefficients, so that a vector meets at most two runs (a blend where one ends) and every vector lies
+        // on the range's grid (aligned stores when the range is). Run by run, S = 49 (7x7) cost three
+        // unaligned vectors and a scalar float per run: 32x2048x7x7 in a harness, 0.56-0.59 ms against
+        // 0.39-0.43 this way (a copy: 0.29); runs of 196 floats (14x14) started off the cache lines' grid and
+        // split most stores: 32x256x14x14 0.173 -> 0.141 ms (harness), JMH 0.17 -> 0.14; aligned runs (3136,
+        // 784) are level. The walk goes run by run over the range, run k's whole vectors then the one where it
+        // ends, so it tests where a run ends rather than every vector (a test per vector had made S = 196 and
+        // 3136 5-10% slower; harness, 32x512x7x7: 0.101 -> 0.093 ms).
         long total = (long) runs * len, bound = total - total % L, p = 0, end = len;
         FloatVector c0 = FloatVector.broadcast(SPECIES, coef[coefOff]);
         FloatVector a0 = FloatVector.broadcast(SPECIES, coef[coefOff + 1]);
         FloatVector b0 = FloatVector.broadcast(SPECIES, coef[coefOff + 2]);
         for (int k = 0; k < runs; k++, end += len) {
-            for (long stop = Math.min(end, bound); p + L <= stop; p += L) {
-                load(x, xOff + p * B).sub(c0).fma(a0, b0).intoMemorySegment(y, yOff + p * B, ORDER);
+            // an int-indexed loop from the run's first whole vector, as affineRunByRun's (a long index from the
+            // range's start made 32x64x56x56 inference ~8% slower)
+            int whole = (int) (Math.min(end, bound) - p) & -L;
+            long xb = xOff + p * B, yb = yOff + p * B;
+            for (int i = 0; i < whole; i += L) {
+                load(x, xb + i * B).sub(c0).fma(a0, b0).intoMemorySegment(y, yb + i * B, ORDER);
             }
+            p += whole;
             if (k + 1 == runs) break;
             int next = coefOff + (k + 1) * coefStride;
             FloatVector c1 = FloatVector.broadcast(SPECIES, coef[next]);
@@ -394,8 +401,9 @@ public final class VectorPrimitives implements Primitives {
     }
 
     /**
-     * Whether {@link #centredSumsRuns}, {@link #gradSumsRuns} and {@link #gradApplyRuns} take consecutive runs
-     * of len floats as one flat range ({@link #affineRuns}' loop): a vector then meets at most two runs.
+     * Whether {@link #centredSumsRuns} and {@link #gradSumsRuns} take consecutive runs of len floats as one flat
+     * range ({@link #affineRuns}' grid): a vector then meets at most two runs. Longer runs are summed run by
+     * run (BatchNorm calls these only for runs under 64 floats; its longer runs go a call each).
      */
     private static boolean flatRuns(int len) {
         return len >= L && len < FLAT_RUNS_BELOW;
@@ -647,7 +655,7 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void gradApplyRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                               int runs, int len, float[] coef, int coefOff, int coefStride) {
-        if (!flatRuns(len) || runs == 1) {
+        if (len < L || runs == 1) {
             for (int r = 0; r < runs; r++) {
                 int k = coefOff + r * coefStride;
                 long d = (long) r * len * B;
@@ -663,10 +671,12 @@ public final class VectorPrimitives implements Primitives {
         FloatVector c0 = FloatVector.broadcast(SPECIES, coef[coefOff + 2]);
         FloatVector r0 = FloatVector.broadcast(SPECIES, coef[coefOff + 3]);
         for (int k = 0; k < runs; k++, end += len) {
-            for (long stop = Math.min(end, bound); o + L <= stop; o += L) {
-                p0.fma(load(dy, dyOff + o * B), load(x, xOff + o * B).sub(c0).fma(q0, r0))
-                        .intoMemorySegment(dx, dxOff + o * B, ORDER);
+            int whole = (int) (Math.min(end, bound) - o) & -L;
+            long db = dyOff + o * B, xb = xOff + o * B, ob = dxOff + o * B;
+            for (int i = 0; i < whole; i += L) {
+                p0.fma(load(dy, db + i * B), load(x, xb + i * B).sub(c0).fma(q0, r0)).intoMemorySegment(dx, ob + i * B, ORDER);
             }
+            o += whole;
             if (k + 1 == runs) break;
             int next = coefOff + (k + 1) * coefStride;
             FloatVector p1 = FloatVector.broadcast(SPECIES, coef[next]);
