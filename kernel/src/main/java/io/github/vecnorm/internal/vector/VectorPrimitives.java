@@ -241,10 +241,20 @@ public final class VectorPrimitives implements Primitives {
         }
     }
 
+    /**
+     * Whether {@link #affineRuns} and {@link #gradApplyRuns} go run by run, each run's vectors from its start:
+     * runs shorter than a vector (a vector would meet more than two), a single run, and long runs whose
+     * length is a whole number of vectors (their starts stay on the grid; the headline's 3136 and 28x28's 784
+     * measured level or better that way). The other runs take the grid walk.
+     */
+    private static boolean runByRun(int runs, int len) {
+        return len < L || runs == 1 || (len >= FLAT_RUNS_BELOW && len % L == 0);
+    }
+
     @Override
     public void affineRuns(MemorySegment x, long xOff, MemorySegment y, long yOff, int runs, int len,
                            float[] coef, int coefOff, int coefStride) {
-        if (len < L || runs == 1) {
+        if (runByRun(runs, len)) {
             affineRunByRun(x, xOff, y, yOff, runs, len, coef, coefOff, coefStride);
             return;
         }
@@ -253,23 +263,20 @@ public final class VectorPrimitives implements Primitives {
         // on the range's grid (aligned stores when the range is). Run by run, S = 49 (7x7) cost three
         // unaligned vectors and a scalar float per run: 32x2048x7x7 in a harness, 0.56-0.59 ms against
         // 0.39-0.43 this way (a copy: 0.29); runs of 196 floats (14x14) started off the cache lines' grid and
-        // split most stores: 32x256x14x14 0.173 -> 0.141 ms (harness), JMH 0.17 -> 0.14; aligned runs (3136,
-        // 784) are level. The walk goes run by run over the range, run k's whole vectors then the one where it
-        // ends, so it tests where a run ends rather than every vector (a test per vector had made S = 196 and
-        // 3136 5-10% slower; harness, 32x512x7x7: 0.101 -> 0.093 ms).
+        // split most stores: 32x256x14x14 0.173 -> 0.141 ms (harness), JMH 0.17 -> 0.14. The walk goes run by
+        // run over the range, run k's whole vectors then the one where it ends, so it tests where a run ends
+        // rather than every vector (a test per vector had made S = 196 and 3136 5-10% slower; harness,
+        // 32x512x7x7: 0.101 -> 0.093 ms), with a long index from the range's start (an int index from the run's
+        // first whole vector, as affineRunByRun's, made 32x2048x7x7 inference 0.46 -> 0.85 ms: C2 gives each
+        // entry of that loop, two or three vectors long, its pre- and post-loop).
         long total = (long) runs * len, bound = total - total % L, p = 0, end = len;
         FloatVector c0 = FloatVector.broadcast(SPECIES, coef[coefOff]);
         FloatVector a0 = FloatVector.broadcast(SPECIES, coef[coefOff + 1]);
         FloatVector b0 = FloatVector.broadcast(SPECIES, coef[coefOff + 2]);
         for (int k = 0; k < runs; k++, end += len) {
-            // an int-indexed loop from the run's first whole vector, as affineRunByRun's (a long index from the
-            // range's start made 32x64x56x56 inference ~8% slower)
-            int whole = (int) (Math.min(end, bound) - p) & -L;
-            long xb = xOff + p * B, yb = yOff + p * B;
-            for (int i = 0; i < whole; i += L) {
-                load(x, xb + i * B).sub(c0).fma(a0, b0).intoMemorySegment(y, yb + i * B, ORDER);
+            for (long stop = Math.min(end, bound); p + L <= stop; p += L) {
+                load(x, xOff + p * B).sub(c0).fma(a0, b0).intoMemorySegment(y, yOff + p * B, ORDER);
             }
-            p += whole;
             if (k + 1 == runs) break;
             int next = coefOff + (k + 1) * coefStride;
             FloatVector c1 = FloatVector.broadcast(SPECIES, coef[next]);
@@ -655,7 +662,7 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void gradApplyRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                               int runs, int len, float[] coef, int coefOff, int coefStride) {
-        if (len < L || runs == 1) {
+        if (runByRun(runs, len)) {
             for (int r = 0; r < runs; r++) {
                 int k = coefOff + r * coefStride;
                 long d = (long) r * len * B;
@@ -671,12 +678,10 @@ public final class VectorPrimitives implements Primitives {
         FloatVector c0 = FloatVector.broadcast(SPECIES, coef[coefOff + 2]);
         FloatVector r0 = FloatVector.broadcast(SPECIES, coef[coefOff + 3]);
         for (int k = 0; k < runs; k++, end += len) {
-            int whole = (int) (Math.min(end, bound) - o) & -L;
-            long db = dyOff + o * B, xb = xOff + o * B, ob = dxOff + o * B;
-            for (int i = 0; i < whole; i += L) {
-                p0.fma(load(dy, db + i * B), load(x, xb + i * B).sub(c0).fma(q0, r0)).intoMemorySegment(dx, ob + i * B, ORDER);
+            for (long stop = Math.min(end, bound); o + L <= stop; o += L) {
+                p0.fma(load(dy, dyOff + o * B), load(x, xOff + o * B).sub(c0).fma(q0, r0))
+                        .intoMemorySegment(dx, dxOff + o * B, ORDER);
             }
-            o += whole;
             if (k + 1 == runs) break;
             int next = coefOff + (k + 1) * coefStride;
             FloatVector p1 = FloatVector.broadcast(SPECIES, coef[next]);
