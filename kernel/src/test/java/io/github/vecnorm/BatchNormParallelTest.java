@@ -286,7 +286,8 @@ class BatchNormParallelTest {
     /**
      * A few larger shapes, so that every task has many items of either walk; and the column path (small S)
      * with many row bands (huge N), several column tiles (C*S > 2048), N = 1 and 2, S = 1 and 2..15, S >= 16
-     * with many rows, C*S not a multiple of the lanes.
+     * with many rows, C*S not a multiple of the lanes; short runs (16 <= S < 64) whose lanes are kept across
+     * the samples (C*L <= 8192, 17+ samples: reduced every 16) and reduced run by run (C*L > 8192).
      */
     @Test
     void largerShapesGiveTheSerialBits() {
@@ -296,7 +297,8 @@ class BatchNormParallelTest {
                 new Problem(3, 1, 5000, true, false, 5),
                 new Problem(20_001, 3, 1, true, false, 6), new Problem(1001, 37, 5, false, true, 7),
                 new Problem(1, 700, 7, true, false, 8), new Problem(2, 5, 13, true, true, 9),
-                new Problem(200, 24, 17, true, false, 10), new Problem(97, 2100, 1, false, false, 11)));
+                new Problem(200, 24, 17, true, false, 10), new Problem(97, 2100, 1, false, false, 11),
+                new Problem(40, 9, 45, true, false, 12), new Problem(3, 1100, 49, true, true, 13)));
         assertEquals(7, problems.stream().filter(p -> ErrorModel.columnPath(p.n(), p.c(), p.s())).count(),
                 "shapes on the column path");
         for (Problem p : problems) {

@@ -143,13 +143,12 @@ public final class ErrorModel {
     }
 
     /**
-     * Bounds on one channel's statistics on the path the kernel takes for (n, cs, s): {@link #stats(long,
-     * double, double, double)} channel by channel, the column path's otherwise ({@code mu} the channel's
-     * mean, {@code first} its first value x[0, c, 0]).
+     * Bounds on one channel's statistics on the path the kernel takes for (n, cs, s): sums about x0 in memory
+     * order ({@link #shiftedSums}), or the column path's ({@code mu} the channel's mean, {@code first} its first
+     * value x[0, c, 0]).
      */
     public StatBounds stats(long n, long cs, long s, double range, double var, double eps, double mu, double first) {
         if (BatchNormOps.sumsInMemoryOrder(n, cs, s)) return shiftedSums(n * s, laneChain(n, s), range, var, eps, mu, first);
-        if (!columnPath(n, cs, s)) return stats(n * s, range, var, eps);
         double b = Math.min(n, ROW_BLOCK), ud = columnDoubleRounding(n, s);
         double d1 = Math.abs(mu - first);
         double[] p1 = columnPass(b, ud, range, var, d1, mu);
@@ -177,13 +176,20 @@ public final class ErrorModel {
         return shiftedSums(m, chain(m), range, var, eps, mu, first);
     }
 
+    /** Runs shorter than this are summed by the primitives' *SumsRuns (BatchNormOps.MEMORY_ORDER_MIN_RUN). */
+    static final int SHORT_RUNS_BELOW = 64;
+
+    /** Samples whose lanes *SumsRuns keeps before reducing them (VectorPrimitives.SAMPLES_PER_FLUSH). */
+    static final int SAMPLES_PER_FLUSH = 16;
+
     /**
      * The longest lane chain of a BatchNorm channel's memory-order sums over n runs of s floats: ceil(m/L) for
-     * runs of at least 64 floats (each run reduced by itself); shorter runs keep a run's lanes across the samples
-     * (the primitives' *SumsRuns), n * ceil(s/L), a little longer.
+     * runs of at least 64 floats (each run reduced by itself); shorter runs (the primitives' *SumsRuns) either
+     * reduce each run where it ends, ceil(s/L) values a lane, or keep a run's lanes over up to 16 samples,
+     * min(n, 16) * ceil(s/L): the longer of the two.
      */
     long laneChain(long n, long s) {
-        return s >= 64 ? chain(n * s) : n * chain(s);
+        return s >= SHORT_RUNS_BELOW ? chain(n * s) : Math.min(n, SAMPLES_PER_FLUSH) * chain(s);
     }
 
     /** {@link #shiftedSums(long, double, double, double, double, double)} with lane chains of at most k values. */

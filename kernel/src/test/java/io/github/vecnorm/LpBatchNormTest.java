@@ -100,7 +100,7 @@ class LpBatchNormTest {
             ErrorModel.StatBounds[] bounds = new ErrorModel.StatBounds[cs];
             for (int c = 0; c < cs; c++) {
                 String in = "p=" + p + " channel " + c + " of " + k;
-                // the mean as BatchNorm's: sums about x[0, c, 0] in memory order for long runs, Welford otherwise
+                // p = 2 is BatchNorm (its bounds); p = 1, inf: sums about x[0, c, 0] in memory order for long runs, Welford otherwise
                 ErrorModel.StatBounds b = p == 2
                         ? MODEL.stats(n, cs, s, st.range()[c], var[c], eps, st.mean()[c], x[(c * s)])
                         : LpBatchNormOps.statsInMemoryOrder(s)

@@ -26,7 +26,7 @@ import java.lang.foreign.ValueLayout;
  * shifted by the mean just found, as {@link BatchNormOps#shiftedMoments} does.
  *
  * <p>Scratch floats ({@link #scratchFloats}): the per-channel coefficients at [0, COEFS*C) as the
- * channel path leaves them, then four per-column vectors of D floats from {@code e = COEFS*C} on
+ * memory-order path leaves them, then four per-column vectors of D floats from {@code e = COEFS*C} on
  * (coefficient k of column j at {@code e + k*D + j}); the reductions use the first of them for the
  * per-column shift or center.
  */
@@ -110,7 +110,7 @@ final class BatchNormColumns {
     }
 
     /**
-     * Training statistics of every channel (the column form of {@link BatchNormOps#trainingStats}):
+     * Training statistics of every channel (the column form of {@link BatchNormOps#memoryOrderStats}):
      * Σ(x - shift) and Σ(x - shift)² per column, shift = the channel's first value; the outputs and the
      * per-channel affine by {@link BatchNormOps#finishStats}.
      */
@@ -217,8 +217,8 @@ final class BatchNormColumns {
     }
 
     /**
-     * Training-mode backward sums of every channel (the column form of {@link BatchNormOps#backwardSums}):
-     * dgamma, dbeta and, when coef is wanted ({@code withDx}), dx's per-channel coefficients.
+     * Training-mode backward sums of every channel (the column form of {@link BatchNormOps#memoryOrderSums}
+     * and {@link BatchNormOps#finishBackward}): dgamma, dbeta and, when coef is wanted ({@code withDx}), dx's per-channel coefficients.
      */
     static void backwardSums(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
                              MemorySegment gamma, MemorySegment saveMean, MemorySegment saveInvstd,

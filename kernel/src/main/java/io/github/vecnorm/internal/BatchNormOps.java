@@ -6,12 +6,12 @@ import java.util.Arrays;
 
 /**
  * BatchNorm bodies composed of the {@link Primitives}. No validation here: {@code io.github.vecnorm.BatchNorm}
- * guards every argument first. A channel of an (N, C, S) tensor is N runs of S floats, {@code C*S}
- * floats apart. Each kernel is a reduction pass in memory order (a task's block of channels, sample by
- * sample: a primitive call per run for long runs, per block for short ones), then an element-wise pass (the forward's in memory order, a sample's block of channels an item) — per-item
- * work is the same whatever the {@link Loop}, so results do not depend on the thread count. Small S takes
- * {@link BatchNormColumns} instead (x as an (N, C*S) matrix, reduced down its columns), with the same
- * per-channel finishing.
+ * guards every argument first. A channel of an (N, C, S) tensor is N runs of S floats, {@code C*S} floats
+ * apart. Each kernel is a reduction pass in memory order (a task's block of channels, sample by sample: a
+ * primitive call per run for long runs, per block for short ones), then an element-wise pass in memory
+ * order (a sample's block of channels an item). Per-item work is the same whatever the {@link Loop}, so
+ * results do not depend on the thread count. Small S takes {@link BatchNormColumns} instead (x as an
+ * (N, C*S) matrix, reduced down its columns), with the same per-channel finishing.
  */
 public final class BatchNormOps {
 
@@ -154,7 +154,8 @@ public final class BatchNormOps {
     static final int MEMORY_ORDER_MIN_RUN = 64;
 
     /**
-     * Channels per block of {@link #runItems} after a channel-by-channel pass: one block per task, so
+     * Channels per block of {@link #runItems} after a pass that read x (and dy) a block of channels per task
+     * ({@link #memoryOrderRuns}, the short-run sums, L_p's channel-by-channel passes): one block per task, so
      * that the thread that read a range of channels (the loop gives a thread the same share of items in
      * both passes) writes them too, while they are in its caches. One task: all channels, memory order.
      */
@@ -261,10 +262,13 @@ public final class BatchNormOps {
     }
 
     /**
-     * Per-channel sums over x (and dy) read in memory order ({@link #memoryOrderRuns}): each run's sums
-     * about its channel's centre c = centres[c * centreStride bytes] (float lanes) added into the channel's
-     * doubles a[c] and b[c] (overwritten), in sample order. dy null: Σ(x - c) and Σ(x - c)²
-     * ({@link Primitives#centredSums}); otherwise Σdy and Σdy*(x - c) ({@link Primitives#gradSums}).
+     * Per-channel sums over x (and dy) read in memory order, a block of channels per task: for runs of at
+     * least {@link #MEMORY_ORDER_MIN_RUN} floats each run's sums ({@link #memoryOrderRuns}) about its channel's
+     * centre c = centres[c * centreStride bytes] (float lanes) added into the channel's doubles a[c] and b[c]
+     * (overwritten), in sample order; shorter runs go to one call of the short-run primitives per block (a
+     * run's lanes reduced where it ends or every 16 samples). dy null: Σ(x - c) and Σ(x - c)²
+     * ({@link Primitives#centredSums}, {@link Primitives#centredSumsRuns}); otherwise Σdy and Σdy*(x - c)
+     * ({@link Primitives#gradSums}, {@link Primitives#gradSumsRuns}).
      */
     static void memoryOrderSums(Primitives p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
                                 MemorySegment centres, long centreStride, double[] a, double[] b, Loop loop) {
@@ -277,7 +281,8 @@ public final class BatchNormOps {
             loop.forEach(ColumnSums.ceilDiv(cs, block), k -> {
                 int c0 = (int) (k * block), c1 = (int) Math.min(cs, c0 + block);
                 if (dy == null) {
-                    p.centredSumsRuns(x, 0, n, cs * s * B, (int) cs, (int) s, c0, c1, centres, 0, centreStride, a, b, 0);
+                    p.centredSumsRuns(x, 0, n, cs * s * B, (int) cs, (int) s, c0, c1, centres, 0, centreStride, a, b,
+                            0);
                 } else {
                     p.gradSumsRuns(dy, 0, x, 0, n, cs * s * B, (int) cs, (int) s, c0, c1, centres, 0, centreStride,
                             a, b, 0);

@@ -6,9 +6,10 @@ import java.util.Arrays;
 
 /**
  * L_p BatchNorm bodies composed of the {@link Primitives}; {@code io.github.vecnorm.LpBatchNorm} guards
- * every argument first. Layout and walks as {@link BatchNormOps}: the reductions (in memory order for runs
- * of at least {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats, channel by channel otherwise), then an
- * element-wise pass. p = 2 is BatchNorm itself and delegates to it.
+ * every argument first. Layout as {@link BatchNormOps}: the reductions (in memory order, as BatchNorm's, for
+ * runs of at least {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats; channel by channel otherwise, where
+ * BatchNorm has its short-run primitives and column path), then BatchNorm's element-wise walks. p = 2 is
+ * BatchNorm itself and delegates to it.
  *
  * <p>Per channel, d = x - mean over m = N*S values:
  * <ul>
@@ -50,7 +51,8 @@ public final class LpBatchNormOps {
 
     /**
      * Whether the forward takes its statistics in memory order ({@link #memoryOrderStats}): runs of at least
-     * {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats, as BatchNorm's (L_p has no column path).
+     * {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats (L_p has neither BatchNorm's column path nor its
+     * short-run sums).
      */
     public static boolean statsInMemoryOrder(long s) {
         return BatchNormOps.memoryOrder(s);

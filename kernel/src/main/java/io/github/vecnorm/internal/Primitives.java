@@ -62,9 +62,11 @@ public interface Primitives {
     // A sample is runs runs of len floats back to back (run r from byte r * len * 4 of the sample on). The sums
     // take runs [from, to) of every sample (sample i from byte off + i * sampleStride): run r's centre is the
     // float at byte centreOff + r * centreStride of centres, and its sums over all the samples are added into
-    // a[outOff + r] and b[outOff + r]. A run's sums are the same bits whatever [from, to) holds it (the
-    // thread-count determinism rests on this). Each sum of a run is float lanes of at most
-    // samples * ceil(len / lanes) values, their tree, and the scalar tails in double.
+    // a[outOff + r] and b[outOff + r]; no other slot is written. A run's sums are the same bits whatever
+    // [from, to) holds it (the thread-count determinism rests on this). Each sum of a run is float lanes of
+    // at most 16 * ceil(len / lanes) values (16 samples' worth), their tree, and the scalar tails, in double.
+    // The implementation may read the floats of runs next to [from, to) in the same sample (a vector shared
+    // with them) and the centres of runs up to min(to + 1, runs - 1); nothing outside the samples' runs.
 
     /**
      * {@link #centredSums} of each run r in [from, to) over the samples, about its own centre c_r: Σ(x - c_r)

@@ -236,21 +236,28 @@ class PrimitivesPropertiesTest {
         Primitives vector = Kernels.vectorOrNull();
         // manyRuns only matters (and only happens) where the vector implementation runs
         Tally t = vector == null
-                ? new Tally("primitive centredSumsRuns/gradSumsRuns", "examples", "len<16", "16<=len<64", "split", "poisoned")
+                ? new Tally("primitive centredSumsRuns/gradSumsRuns", "examples", "len<16", "16<=len<64", "split", "poisoned",
+                        "samples>16")
                 : new Tally("primitive centredSumsRuns/gradSumsRuns", "examples", "len<16", "16<=len<64", "split", "poisoned",
-                        "manyRuns");
+                        "samples>16", "manyRuns");
         // past this many runs a sample's runs are reduced run by run, not across the samples (VectorPrimitives'
         // ACROSS_SAMPLES_MAX_LANES of 8192 lanes)
         int manyRuns = 8192 / (vector == null ? 1 : vector.lanes()) + 1;
         qt().withExamples(300).forAll(range(1, 5), range(1, 9), range(1, 70), longRange(0, Long.MAX_VALUE))
-                .checkAssert((samples, fewRuns, len, seed) -> {
+                .checkAssert((fewSamples, fewRuns, len, seed) -> {
                     SplittableRandom rnd = new SplittableRandom(seed);
                     boolean many = vector != null && rnd.nextInt(6) == 0;
                     int runs = many ? manyRuns + rnd.nextInt(3) : fewRuns;
                     if (vector != null) t.count("manyRuns", many);
+                    // now and then more than 16 samples: the lanes kept across samples are reduced every 16
+                    int samples = !many && rnd.nextInt(6) == 0 ? 17 + rnd.nextInt(4) : fewSamples;
+                    t.count("samples>16", samples > 16);
+                    // tight buffers (a read past the last run, or past the last centre, throws), centres at
+                    // an offset and a stride, sums into slots from an offset
                     int gap = rnd.nextInt(3), sample = runs * len + gap, off = rnd.nextInt(4);
-                    int total = off + samples * sample + 3;
-                    float[] x = new float[total], dy = new float[total], centres = new float[runs + 2];
+                    int total = off + (samples - 1) * sample + runs * len;
+                    int cOff = rnd.nextInt(3), cStride = 1 + rnd.nextInt(2), outOff = rnd.nextInt(3);
+                    float[] x = new float[total], dy = new float[total], centres = new float[cOff + (runs - 1) * cStride + 1];
                     double offset = rnd.nextBoolean() ? 0 : 1000;
                     for (int i = 0; i < total; i++) {
                         x[i] = (float) (offset + 5 * rnd.nextGaussian());
@@ -264,10 +271,11 @@ class PrimitivesPropertiesTest {
                     t.count("split", cut > 0 && cut < runs);
                     for (Primitives p : implementations()) {
                         ErrorModel model = ErrorModel.of(p);
-                        long k = samples * ((len + p.lanes() - 1) / p.lanes());
-                        double[][] whole = sums(p, x, dy, centres, off, samples, sample, runs, len, 0, runs);
-                        double[][] cutA = sums(p, x, dy, centres, off, samples, sample, runs, len, 0, cut);
-                        double[][] cutB = sums(p, x, dy, centres, off, samples, sample, runs, len, cut, runs);
+                        long k = Math.min(samples, 16) * ((len + p.lanes() - 1) / p.lanes());
+                        Layout2 lay = new Layout2(off, samples, sample, runs, len, cOff, cStride, outOff);
+                        double[][] whole = sums(p, x, dy, centres, lay, 0, runs);
+                        double[][] cutA = sums(p, x, dy, centres, lay, 0, cut);
+                        double[][] cutB = sums(p, x, dy, centres, lay, cut, runs);
                         for (int r = 0; r < runs; r++) {
                             double[][] part = r < cut ? cutA : cutB;
                             for (int j = 0; j < 4; j++) {
@@ -281,7 +289,7 @@ class PrimitivesPropertiesTest {
                             for (int i = 0; i < samples; i++) {
                                 for (int e = 0; e < len; e++) {
                                     int at = off + i * sample + r * len + e;
-                                    double v = (double) x[at] - centres[r];
+                                    double v = (double) x[at] - centres[cOff + r * cStride];
                                     d.add(v);
                                     d2.add(v * v);
                                     absD.add(Math.abs(v));
@@ -308,7 +316,7 @@ class PrimitivesPropertiesTest {
                             pdy[at] = rnd.nextBoolean() ? bad : pdy[at];
                         }
                         t.count("poisoned", runs > 1);
-                        double[][] after = sums(p, px, pdy, centres, off, samples, sample, runs, len, 0, runs);
+                        double[][] after = sums(p, px, pdy, centres, lay, 0, runs);
                         for (int r = 0; r < runs; r++) {
                             if (r == poisoned) continue;
                             for (int j = 0; j < 4; j++) {
@@ -322,20 +330,41 @@ class PrimitivesPropertiesTest {
         t.report();
     }
 
-    /** {Σd, Σd², Σdy, Σdy·d} of runs [from, to) by centredSumsRuns and gradSumsRuns, slots starting at 1.5 / -2.25. */
-    private static double[][] sums(Primitives p, float[] x, float[] dy, float[] centres, int off, int samples,
-                                   int sample, int runs, int len, int from, int to) {
-        double[][] out = new double[4][runs];
-        for (int r = 0; r < runs; r++) {
-            out[0][r] = out[2][r] = 1.5;
-            out[1][r] = out[3][r] = -2.25;
+    /** Where the *SumsRuns test's tensors, centres and sums lie. */
+    private record Layout2(int off, int samples, int sample, int runs, int len, int cOff, int cStride, int outOff) {
+    }
+
+    /**
+     * {Σd, Σd², Σdy, Σdy·d} by run of runs [from, to) by centredSumsRuns and gradSumsRuns, the slots starting at
+     * 1.5 / -2.25; asserts that no slot outside [from, to) was written.
+     */
+    private static double[][] sums(Primitives p, float[] x, float[] dy, float[] centres, Layout2 k, int from, int to) {
+        int slots = k.outOff() + k.runs() + 2;
+        double[][] raw = new double[4][slots];
+        for (int r = 0; r < slots; r++) {
+            raw[0][r] = raw[2][r] = 1.5;
+            raw[1][r] = raw[3][r] = -2.25;
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment xs = TestData.copyOf(arena, x), dys = TestData.copyOf(arena, dy);
             MemorySegment cs = TestData.copyOf(arena, centres);
-            p.centredSumsRuns(xs, off * 4L, samples, sample * 4L, runs, len, from, to, cs, 0, 4, out[0], out[1], 0);
-            p.gradSumsRuns(dys, off * 4L, xs, off * 4L, samples, sample * 4L, runs, len, from, to, cs, 0, 4, out[2],
-                    out[3], 0);
+            long o = k.off() * 4L, stride = k.sample() * 4L;
+            p.centredSumsRuns(xs, o, k.samples(), stride, k.runs(), k.len(), from, to, cs, k.cOff() * 4L,
+                    k.cStride() * 4L, raw[0], raw[1], k.outOff());
+            p.gradSumsRuns(dys, o, xs, o, k.samples(), stride, k.runs(), k.len(), from, to, cs, k.cOff() * 4L,
+                    k.cStride() * 4L, raw[2], raw[3], k.outOff());
+        }
+        double[][] out = new double[4][k.runs()];
+        for (int slot = 0; slot < slots; slot++) {
+            int r = slot - k.outOff();
+            for (int j = 0; j < 4; j++) {
+                if (r >= from && r < to) {
+                    out[j][r] = raw[j][slot];
+                } else {
+                    assertEquals(j % 2 == 0 ? 1.5 : -2.25, raw[j][slot], p.name() + ": sum " + j + " wrote slot " + slot
+                            + " outside runs [" + from + ", " + to + ") from slot " + k.outOff());
+                }
+            }
         }
         return out;
     }

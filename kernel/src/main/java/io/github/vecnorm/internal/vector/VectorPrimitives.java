@@ -17,8 +17,11 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The primitives with the Vector API, at the machine's preferred width (8 float lanes on AVX2, 16 on
  * AVX-512). The only class that imports {@code jdk.incubator.vector}; loaded by name by
- * {@link io.github.vecnorm.internal.Kernels}. Loop shape everywhere: whole vectors with independent
- * accumulators, then a scalar tail per run; lanes are reduced once per call.
+ * {@link io.github.vecnorm.internal.Kernels}. Loop shape of the strided primitives: whole vectors with
+ * independent accumulators, then a scalar tail per run; lanes are reduced once per call. The primitives over
+ * consecutive runs ({@code *Runs}) walk whole vectors over the runs' flat range instead, a vector meeting at
+ * most two runs, with one scalar tail per range; their sums reduce each run's lanes where it ends or every
+ * few samples.
  */
 public final class VectorPrimitives implements Primitives {
 
@@ -41,7 +44,10 @@ public final class VectorPrimitives implements Primitives {
      * log2(L) are not used.
      */
     private static final VectorShuffle<Float> FOLD_1 = fold(1), FOLD_2 = fold(2), FOLD_3 = fold(3), FOLD_4 = fold(4);
-    /** Runs shorter than this (and at least L long) are summed as one flat range ({@link #centredSumsRuns}). */
+    /**
+     * Runs shorter than this (and at least L long) are summed as one flat range ({@link #centredSumsRuns});
+     * runs of whole vectors from this length on are applied run by run ({@link #runByRun}).
+     */
     private static final int FLAT_RUNS_BELOW = 64;
     /** Lane i holds i (as a float): compared with a count, the mask of the lanes from that count on. */
     private static final FloatVector LANE_INDEX = FloatVector.zero(SPECIES).addIndex(1);
@@ -459,6 +465,27 @@ public final class VectorPrimitives implements Primitives {
         return (long) runs * L <= ACROSS_SAMPLES_MAX_LANES;
     }
 
+    /**
+     * Samples whose lanes a run keeps before they are reduced into its double sums: a lane then adds at most
+     * SAMPLES_PER_FLUSH * ceil(len / L) values (64 for runs under 64 floats), whatever the batch.
+     */
+    static final int SAMPLES_PER_FLUSH = 16;
+
+    /**
+     * Reduces each run's two lane vectors (from f[lanesAt], the second sum's count * L floats after the first)
+     * into a[out + r] and b[out + r], and zeroes them.
+     */
+    private static void flushLanes(float[] f, int lanesAt, int count, double[] a, double[] b, int out) {
+        int second = lanesAt + count * L;
+        for (int r = 0; r < count; r++) {
+            FloatVector both = treeSums(FloatVector.fromArray(SPECIES, f, lanesAt + r * L),
+                    FloatVector.fromArray(SPECIES, f, second + r * L));
+            a[out + r] += both.lane(0);
+            b[out + r] += both.lane(L / 2);
+        }
+        Arrays.fill(f, lanesAt, second + count * L, 0f);
+    }
+
     /** Adds v into the L floats of lanes from index i. */
     private static void addLanes(float[] lanes, int i, FloatVector v) {
         FloatVector.fromArray(SPECIES, lanes, i).add(v).intoArray(lanes, i);
@@ -483,17 +510,18 @@ public final class VectorPrimitives implements Primitives {
         // whole vectors over each sample's flat range of runs, as affineRuns: each lane's d = x - (its run's
         // centre), run k's lanes added into s and q; where run k ends inside a vector (or at its end) its lanes go
         // in and the vector's other lanes start run k + 1. Run k's s and q are then reduced (treeSums), or added
-        // into its lanes across samples and reduced after the last sample (acrossSamples). The vectors lie on the
+        // into its lanes across samples and reduced every SAMPLES_PER_FLUSH samples (acrossSamples). The vectors lie on the
         // grid of all the runs of a sample whatever [from, to) is, so a run's lanes, and its bits, do not depend
         // on which runs a call takes: a vector shared with a run outside [from, to) is read and its lanes masked.
         // The scalar tail of a sample's range (its last run's end) is summed in double, the differences in float
         // like the lanes. A call per run of 49 floats (its reductions and dispatch) would cost more than its loads.
-        int count = to - from, lanesAt = lanesAt(count), second = lanesAt + count * L;
+        int count = to - from, lanesAt = lanesAt(count);
         float[] f = runScratch(runs, from, to, centres, centreOff, centreStride);
         boolean across = acrossSamples(runs);
         long total = (long) runs * len, bound = total - total % L, start = (long) from * len;
         FloatVector zero = FloatVector.zero(SPECIES);
         for (long i = 0; i < samples; i++) {
+            if (across && i > 0 && i % SAMPLES_PER_FLUSH == 0) flushLanes(f, lanesAt, count, a, b, outOff + from);
             long base = off + i * sampleStride, p = start - start % L, boundary = start + len;
             int k = from, at = lanesAt;
             FloatVector c0 = FloatVector.broadcast(SPECIES, f[0]), c1 = FloatVector.broadcast(SPECIES, f[1]);
@@ -556,13 +584,7 @@ public final class VectorPrimitives implements Primitives {
             a[outOff + k] += sum;
             b[outOff + k] += squares;
         }
-        if (!across) return;
-        for (int r = 0; r < count; r++) {
-            FloatVector both = treeSums(FloatVector.fromArray(SPECIES, f, lanesAt + r * L),
-                    FloatVector.fromArray(SPECIES, f, second + r * L));
-            a[outOff + from + r] += both.lane(0);
-            b[outOff + from + r] += both.lane(L / 2);
-        }
+        if (across) flushLanes(f, lanesAt, count, a, b, outOff + from);
     }
 
     @Override
@@ -583,12 +605,13 @@ public final class VectorPrimitives implements Primitives {
             return;
         }
         // centredSumsRuns' walk: Σdy and Σdy*(x - c) of run k in s and t
-        int count = to - from, lanesAt = lanesAt(count), second = lanesAt + count * L;
+        int count = to - from, lanesAt = lanesAt(count);
         float[] f = runScratch(runs, from, to, centres, centreOff, centreStride);
         boolean across = acrossSamples(runs);
         long total = (long) runs * len, bound = total - total % L, start = (long) from * len;
         FloatVector zero = FloatVector.zero(SPECIES);
         for (long i = 0; i < samples; i++) {
+            if (across && i > 0 && i % SAMPLES_PER_FLUSH == 0) flushLanes(f, lanesAt, count, a, b, outOff + from);
             long dyBase = dyOff + i * sampleStride, xBase = xOff + i * sampleStride;
             long p = start - start % L, boundary = start + len;
             int k = from, at = lanesAt;
@@ -650,13 +673,7 @@ public final class VectorPrimitives implements Primitives {
             a[outOff + k] += sumDy;
             b[outOff + k] += sumDyXc;
         }
-        if (!across) return;
-        for (int r = 0; r < count; r++) {
-            FloatVector both = treeSums(FloatVector.fromArray(SPECIES, f, lanesAt + r * L),
-                    FloatVector.fromArray(SPECIES, f, second + r * L));
-            a[outOff + from + r] += both.lane(0);
-            b[outOff + from + r] += both.lane(L / 2);
-        }
+        if (across) flushLanes(f, lanesAt, count, a, b, outOff + from);
     }
 
     @Override
