@@ -495,9 +495,10 @@ public final class VectorPrimitives implements Primitives {
         // whole vectors over each sample's flat range of runs, as affineRuns: each lane's d = x - (its run's
         // centre), run k's lanes added into s and q; where run k ends inside a vector (or at its end) its lanes go
         // in and the vector's other lanes start run k + 1. Run k's s and q are then reduced (treeSums), or added
-        // into its lanes across samples and reduced every SAMPLES_PER_FLUSH samples (acrossSamples). The vectors lie on the
-        // grid of all the runs of a sample whatever [from, to) is, so a run's lanes, and its bits, do not depend
-        // on which runs a call takes: a vector shared with a run outside [from, to) is read and its lanes masked.
+        // into its lanes across samples and reduced every SAMPLES_PER_FLUSH samples (acrossSamples). The vectors
+        // lie on the grid of all the runs of a sample whatever [from, to) is, so a run's lanes, and its bits, do
+        // not depend on which runs a call takes: a vector shared with a run outside [from, to) is read and its
+        // lanes masked.
         // The scalar tail of a sample's range (its last run's end) is summed in double, the differences in float
         // like the lanes. A call per run of 49 floats (its reductions and dispatch) would cost more than its loads.
         int count = to - from, lanesAt = lanesAt(count);
