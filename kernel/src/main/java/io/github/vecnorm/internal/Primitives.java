@@ -204,8 +204,9 @@ public interface Primitives {
     /**
      * {@link #rowGradApply} and {@link #columnGradSums} of one run (a row) in one pass, with the same float
      * operations as the two (so the same bits): {@code dx = p * w * dy + q * (x - c) + r},
-     * {@code sumDy[i] += dy[i]} and {@code sumDyXhat[i] += dy[i] * ((x[i] - c) * a)} from index 0; both
-     * arrays are required. dx may be dy (same offsets): each element of dy is read before its dx is written.
+     * {@code sumDy[i] += dy[i]} and {@code sumDyXhat[i] += dy[i] * ((x[i] - c) * a)} from index 0;
+     * sumDyXhat is required, sumDy may be null (RMSNorm, or no dbeta wanted). dx may be dy (same offsets):
+     * each element of dy is read before its dx is written.
      */
     void rowGradApplyColumns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                              MemorySegment dx, long dxOff, int len, float p, float q, float c, float r, float a,

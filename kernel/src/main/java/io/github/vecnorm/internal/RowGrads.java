@@ -69,8 +69,9 @@ final class RowGrads {
             for (long r = r0; r < r1; r++) {
                 float c = at(center, r), rs = scale.get(F, r * B);
                 long off = r * d * B;
-                if (gamma != null && accG != null && accB != null) {
-                    // one pass for dx and the column sums (each dy read before its dx is written)
+                if (gamma != null && accG != null) {
+                    // one pass for dx and the column sums (each dy read before its dx is written); accB may be
+                    // null (RMSNorm, no dbeta). RMSNorm had taken three passes (column sums, dx's sums, dx).
                     GradSums s = Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, sums.reset());
                     p.rowGradApplyColumns(dy, off, x, off, gamma, 0, dx, off, w, rs, q(s, rs, d), c,
                             k(s, rs, d, meanTerm), rs, accB, accG);

@@ -366,7 +366,7 @@ public final class ScalarPrimitives implements Primitives {
         for (int i = 0; i < len; i++) {
             float g = dy.get(F, dyOff + i * B);
             float xc = x.get(F, xOff + i * B) - c;
-            sumDy[i] += g;
+            if (sumDy != null) sumDy[i] += g;
             sumDyXhat[i] = Math.fma(g, xc * a, sumDyXhat[i]);
             float pw = p * w.get(F, wOff + i * B);
             dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(xc, q, r)));

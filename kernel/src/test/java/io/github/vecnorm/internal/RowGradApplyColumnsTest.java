@@ -28,14 +28,15 @@ class RowGradApplyColumnsTest {
     void oneRowPassEqualsColumnSumsThenApply() {
         List<Primitives> impls = new ArrayList<>(List.of(Kernels.scalar()));
         if (Kernels.vectorOrNull() != null) impls.add(Kernels.vectorOrNull());
-        qt().withExamples(300).forAll(range(1, 300), booleans(), longRange(0, Long.MAX_VALUE / 2))
-                .checkAssert((len, inPlace, seed) -> {
+        qt().withExamples(300).forAll(range(1, 300), booleans(), booleans(), longRange(0, Long.MAX_VALUE / 2))
+                .checkAssert((len, inPlace, withSumDy, seed) -> {
                     float[][] fused = null;
                     for (Primitives p : impls) {
-                        float[][] twoPass = run(p, len, inPlace, seed, false), onePass = run(p, len, inPlace, seed, true);
+                        float[][] twoPass = run(p, len, inPlace, withSumDy, seed, false);
+                        float[][] onePass = run(p, len, inPlace, withSumDy, seed, true);
                         for (int k = 0; k < 3; k++) {
                             assertArrayEquals(twoPass[k], onePass[k], p.name() + " output " + k + ", len " + len
-                                    + (inPlace ? " in place" : ""));
+                                    + (inPlace ? " in place" : "") + (withSumDy ? "" : " without sumDy"));
                         }
                         if (fused != null) {
                             for (int k = 0; k < 3; k++) {
@@ -47,8 +48,12 @@ class RowGradApplyColumnsTest {
                 });
     }
 
-    /** {dx, sumDy, sumDyXhat} of one row, by the one-pass primitive or by the two. */
-    private static float[][] run(Primitives p, int len, boolean inPlace, long seed, boolean onePass) {
+    /**
+     * {dx, sumDy, sumDyXhat} of one row, by the one-pass primitive or by the two; without sumDy, null is passed
+     * for it and its slot comes back as it was.
+     */
+    private static float[][] run(Primitives p, int len, boolean inPlace, boolean withSumDy, long seed,
+                                 boolean onePass) {
         SplittableRandom r = new SplittableRandom(seed);
         float c = (float) r.nextGaussian(), a = (float) Math.exp(r.nextGaussian());
         float pp = (float) r.nextGaussian(), q = (float) r.nextGaussian(), rr = (float) r.nextGaussian();
@@ -66,9 +71,10 @@ class RowGradApplyColumnsTest {
             }
             long dxOff = inPlace ? 4 : 12;
             if (onePass) {
-                p.rowGradApplyColumns(dy, 4, x, 8, w, 0, dx, dxOff, len, pp, q, c, rr, a, sumDy, sumDyXhat);
+                p.rowGradApplyColumns(dy, 4, x, 8, w, 0, dx, dxOff, len, pp, q, c, rr, a, withSumDy ? sumDy : null,
+                        sumDyXhat);
             } else {
-                p.columnGradSums(dy, 4, x, 8, len, c, a, sumDy, sumDyXhat, 0);
+                p.columnGradSums(dy, 4, x, 8, len, c, a, withSumDy ? sumDy : null, sumDyXhat, 0);
                 p.rowGradApply(dy, 4, x, 8, w, 0, dx, dxOff, len, pp, q, c, rr);
             }
             float[] out = new float[len];

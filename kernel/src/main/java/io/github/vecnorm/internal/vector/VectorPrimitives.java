@@ -1276,19 +1276,30 @@ public final class VectorPrimitives implements Primitives {
         int i = 0;
         // dy and x read once for the column sums and dx; the column sums are element-wise (no lane
         // reduction), so their bits match columnGradSums and the twin
-        for (; i < bound; i += L) {
-            long o = i * B;
-            FloatVector g = load(dy, dyOff + o);
-            FloatVector xc = load(x, xOff + o).sub(cv);
-            FloatVector.fromArray(SPECIES, sumDy, i).add(g).intoArray(sumDy, i);
-            g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, i)).intoArray(sumDyXhat, i);
-            pv.mul(load(w, wOff + o)).fma(g, xc.fma(qv, rv)).intoMemorySegment(dx, dxOff + o, ORDER);
+        if (sumDy != null) {
+            for (; i < bound; i += L) {
+                long o = i * B;
+                FloatVector g = load(dy, dyOff + o);
+                FloatVector xc = load(x, xOff + o).sub(cv);
+                FloatVector.fromArray(SPECIES, sumDy, i).add(g).intoArray(sumDy, i);
+                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, i)).intoArray(sumDyXhat, i);
+                pv.mul(load(w, wOff + o)).fma(g, xc.fma(qv, rv)).intoMemorySegment(dx, dxOff + o, ORDER);
+            }
+        } else {
+            // no Σdy (RMSNorm; LayerNorm without dbeta)
+            for (; i < bound; i += L) {
+                long o = i * B;
+                FloatVector g = load(dy, dyOff + o);
+                FloatVector xc = load(x, xOff + o).sub(cv);
+                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, i)).intoArray(sumDyXhat, i);
+                pv.mul(load(w, wOff + o)).fma(g, xc.fma(qv, rv)).intoMemorySegment(dx, dxOff + o, ORDER);
+            }
         }
         // scalar tail: the same operations as the lanes
         for (; i < len; i++) {
             float g = dy.get(F, dyOff + i * B);
             float xc = x.get(F, xOff + i * B) - c;
-            sumDy[i] += g;
+            if (sumDy != null) sumDy[i] += g;
             sumDyXhat[i] = Math.fma(g, xc * a, sumDyXhat[i]);
             float pw = p * w.get(F, wOff + i * B);
             dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(xc, q, r)));
