@@ -58,8 +58,9 @@ final class ColumnSums {
     }
 
     /**
-     * The column sums in double, {sumG, sumB} (null where not wanted). center (null = 0) and scale hold
-     * one float per segment, {@code r * (d/seg) + j/seg}; seg divides d.
+     * The column sums in double, {sumG, sumB} (null where not wanted): column j's at index j of the calling
+     * thread's scratch ({@link Scratch#doubles} slots 0 and 1, longer than d; valid until its next call).
+     * center (null = 0) and scale hold one float per segment, {@code r * (d/seg) + j/seg}; seg divides d.
      */
     static double[][] sums(Primitives p, long m, long d, long seg, MemorySegment dy, MemorySegment x,
                            MemorySegment center, MemorySegment scale, boolean wantG, boolean wantB, Loop loop) {
@@ -141,19 +142,30 @@ final class ColumnSums {
     /** Columns per work item of {@link #combine}: a few items even for LayerNorm's rows of 768. */
     static final int COMBINE_COLS = 256;
 
-    /** The bands' partials added in band order, column by column: the same order for any split. */
+    /**
+     * The bands' partials added in band order, column by column (the same order for any split), in place: the
+     * totals of column j are left in {@code part[j]} (band 0's slots) and the arrays returned, {totals of
+     * partG, totals of partB} (null where null). No allocation: these are the caller's scratch.
+     */
     static double[][] combine(double[] partG, double[] partB, long bands, long d, Loop loop) {
-        double[] sumG = partG != null ? new double[(int) d] : null, sumB = partB != null ? new double[(int) d] : null;
         loop.forEach(ceilDiv(d, COMBINE_COLS), t -> {
             int j0 = (int) (t * COMBINE_COLS), j1 = (int) Math.min(d, j0 + COMBINE_COLS);
-            // band by band over contiguous columns (each column still adds its bands in band order, from 0)
-            for (long b = 0; b < bands; b++) {
+            // band by band over contiguous columns (each column adds its bands in band order, from 0, as
+            // combineInto does: 0 + band 0, so a -0 total comes out as +0 there too)
+            if (partG != null) fromZero(partG, j0, j1);
+            if (partB != null) fromZero(partB, j0, j1);
+            for (long b = 1; b < bands; b++) {
                 int base = (int) (b * d);
-                if (partG != null) addInto(sumG, 0, partG, base, j0, j1);
-                if (partB != null) addInto(sumB, 0, partB, base, j0, j1);
+                if (partG != null) addInto(partG, 0, partG, base, j0, j1);
+                if (partB != null) addInto(partB, 0, partB, base, j0, j1);
             }
         });
-        return new double[][] {sumG, sumB};
+        return new double[][] {partG, partB};
+    }
+
+    /** {@code v[j] = 0 + v[j]}: the first step of a sum from zero (a -0 becomes +0). */
+    private static void fromZero(double[] v, int j0, int j1) {
+        for (int j = j0; j < j1; j++) v[j] = 0.0 + v[j];
     }
 
     /**

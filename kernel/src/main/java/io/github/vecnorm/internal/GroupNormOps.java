@@ -1,6 +1,5 @@
 package io.github.vecnorm.internal;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -37,11 +36,13 @@ public final class GroupNormOps {
         return s < SMALL_S && c * s <= MAX_EXPANDED;
     }
 
-    /** A per-channel vector repeated over positions, {@code v[c*S + t] = seg[c]}; null for null. */
-    static MemorySegment expand(MemorySegment seg, long c, long s) {
+    /**
+     * A per-channel vector repeated over positions, {@code v[c*S + t] = seg[c]}, in the calling thread's scratch
+     * segment {@code slot} ({@link Scratch#segment}: the call's tasks read it); null for null.
+     */
+    static MemorySegment expand(int slot, MemorySegment seg, long c, long s) {
         if (seg == null) return null;
-        // GC-managed: tasks on other threads read it; freed with the call's last reference
-        MemorySegment e = Arena.ofAuto().allocate(c * s * B, 64);
+        MemorySegment e = Scratch.segment(slot, c * s * B);
         for (long ch = 0; ch < c; ch++) {
             float v = seg.get(F, ch * B);
             for (long t = 0; t < s; t++) e.set(F, (ch * s + t) * B, v);
@@ -59,7 +60,7 @@ public final class GroupNormOps {
                                MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,
                                double eps, double[] unbiased, Loop loop) {
         boolean expanded = (gamma != null || beta != null) && perElement(c, s);
-        MemorySegment ge = expanded ? expand(gamma, c, s) : null, be = expanded ? expand(beta, c, s) : null;
+        MemorySegment ge = expanded ? expand(0, gamma, c, s) : null, be = expanded ? expand(1, beta, c, s) : null;
         loop.forEach(n * g, k -> forwardGroup(p, c, s, g, k, x, y, gamma, beta, ge, be, expanded, mean, rstd, eps, unbiased));
     }
 
@@ -186,7 +187,7 @@ public final class GroupNormOps {
             }
         }
         if (dx == null) return;
-        MemorySegment ge = expand(gamma, c, s);
+        MemorySegment ge = expand(0, gamma, c, s);
         loop.forEach(n * g, k -> {
             long off = k * len * B, wOff = (k % g) * len * B;
             float mu = mean.get(F, k * B);

@@ -1,12 +1,14 @@
 package io.github.vecnorm.internal;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
  * Per-thread scratch arrays, grown on demand and then reused, so a kernel call in steady state allocates
  * nothing. Two kinds, never mixed up because the calling thread also runs tasks:
  * <ul>
- *   <li>the caller's ({@link #floats}, {@link #doubles}): filled or shared by one
+ *   <li>the caller's ({@link #floats}, {@link #doubles}, {@link #segment}): filled or shared by one
  *   call on the calling thread; its tasks may read them and write disjoint parts;</li>
  *   <li>a task's ({@link #taskFloats}): private to the work item running on the current thread, valid until
  *   that item ends.</li>
@@ -17,8 +19,11 @@ public final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[256]);
     private static final ThreadLocal<double[][]> DOUBLES = ThreadLocal.withInitial(() -> new double[2][0]);
     private static final ThreadLocal<float[][]> TASK_FLOATS = ThreadLocal.withInitial(() -> new float[2][0]);
+    private static final ThreadLocal<MemorySegment[]> SEGMENTS = ThreadLocal.withInitial(() -> new MemorySegment[2]);
     /** Longest double scratch kept between calls (32 MiB); a call needing more gets its own array. */
     static final int MAX_KEPT_DOUBLES = 1 << 22;
+    /** Largest native scratch kept between calls (4 MiB a slot); a call needing more gets its own segment. */
+    static final long MAX_KEPT_SEGMENT_BYTES = 4L << 20;
 
     private Scratch() {
     }
@@ -43,6 +48,22 @@ public final class Scratch {
         double[] d = new double[(int) Math.min(size(count, kept[slot].length), Math.max(count, MAX_KEPT_DOUBLES))];
         if (count <= MAX_KEPT_DOUBLES) kept[slot] = d;
         return d;
+    }
+
+    /**
+     * At least {@code bytes} of native memory, 64-byte aligned, in slot 0 or 1 (two independent segments), owned
+     * by the calling thread until its next call; any content. From an automatic arena (any thread may read it,
+     * the garbage collector frees it), for the call's tasks to read what the caller wrote before starting them
+     * (GroupNorm's parameters expanded per element had taken a new segment every call).
+     */
+    static MemorySegment segment(int slot, long bytes) {
+        MemorySegment[] kept = SEGMENTS.get();
+        if (kept[slot] != null && kept[slot].byteSize() >= bytes) return kept[slot];
+        long size = bytes > MAX_KEPT_SEGMENT_BYTES ? bytes
+                : Math.min(MAX_KEPT_SEGMENT_BYTES, Math.max(bytes, 2 * (kept[slot] == null ? 0 : kept[slot].byteSize())));
+        MemorySegment m = Arena.ofAuto().allocate(Math.max(size, 1), 64);
+        if (bytes <= MAX_KEPT_SEGMENT_BYTES) kept[slot] = m;
+        return m;
     }
 
     /** Array {@code which} (0 or 1) of the current work item's floats, its first {@code count} elements zero. */
