@@ -159,17 +159,17 @@ final class BatchNormColumns {
                                        float[] coef) {
         long d = cs * s;
         int from = (int) (COEFS * cs + c * s);
-        double m = (double) n * s;
+        double m = (double) n * s, inv = 1.0 / m;
         double sv = total(sum, bands, d, c, s), qv = total(sq, bands, d, c, s);
-        double dm = sv / m; // mean - shift
+        double dm = sv * inv; // mean - shift
         double m2 = Math.max(0.0, qv - sv * dm);
-        if (firstPass && dm * dm > RESHIFT_SIGMAS * RESHIFT_SIGMAS * (m2 / m)) {
+        if (firstPass && dm * dm > RESHIFT_SIGMAS * RESHIFT_SIGMAS * (m2 * inv)) {
             float centre = (float) (coef[from] + dm);
             for (int t = 0; t < s; t++) coef[from + t] = centre;
             return true;
         }
-        BatchNormOps.finishStats(c, coef[from] + dm, m2, m, gamma, beta, saveMean, saveInvstd, runMean, runVar,
-                factor, eps, coef);
+        BatchNormOps.finishStats(c, coef[from] + dm, m2, inv, 1.0 / (m - 1), gamma, beta, saveMean, saveInvstd,
+                runMean, runVar, factor, eps, coef);
         return false;
     }
 

@@ -225,9 +225,9 @@ public final class BatchNormOps {
                                  double factor, double eps, float[] coef, Loop loop) {
         double[] sum = Scratch.doubles(0, cs), squares = Scratch.doubles(1, cs);
         memoryOrderSums(p, n, cs, s, null, x, x, s * B, sum, squares, loop);
-        double count = (double) n * s;
-        finishShiftedSums(p, n, cs, s, x, sum, squares, loop, (c, mean, m2) -> finishStats(c, mean, m2, count,
-                gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, coef));
+        double count = (double) n * s, inv = 1.0 / count, invUnbiased = 1.0 / (count - 1);
+        finishShiftedSums(p, n, cs, s, x, sum, squares, loop, (c, mean, m2) -> finishStats(c, mean, m2, inv,
+                invUnbiased, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, coef));
     }
 
     /** What {@link #finishShiftedSums} hands on: channel c's mean and sum of squared deviations m2. */
@@ -245,21 +245,26 @@ public final class BatchNormOps {
      */
     static void finishShiftedSums(Primitives p, long n, long cs, long s, MemorySegment x, double[] sum,
                                   double[] squares, Loop loop, ChannelMoments to) {
-        double count = (double) n * s;
-        loop.forEach(cs, c -> {
-            double centre = x.get(F, c * s * B), sumC = sum[(int) c], squaresC = squares[(int) c];
-            if (!SetStats.keepsShift(sumC, squaresC, count)) {
-                float again = (float) (centre + sumC / count);
-                CentredSums acc = Scratch.task().centred.reset();
-                centredSums(p, x, c * s * B, n, s, cs * s * B, again, acc);
-                centre = again;
-                sumC = acc.sum;
-                squaresC = acc.sumSquares;
+        double count = (double) n * s, inv = 1.0 / count;
+        loop.forEach(ColumnSums.ceilDiv(cs, FINISH_BLOCK), k -> {
+            for (long c = k * FINISH_BLOCK, c1 = Math.min(cs, c + FINISH_BLOCK); c < c1; c++) {
+                double centre = x.get(F, c * s * B), sumC = sum[(int) c], squaresC = squares[(int) c];
+                if (!SetStats.keepsShift(sumC, squaresC, count)) {
+                    float again = (float) (centre + sumC * inv);
+                    CentredSums acc = Scratch.task().centred.reset();
+                    centredSums(p, x, c * s * B, n, s, cs * s * B, again, acc);
+                    centre = again;
+                    sumC = acc.sum;
+                    squaresC = acc.sumSquares;
+                }
+                double dm = sumC * inv;
+                to.accept(c, centre + dm, Math.max(0.0, squaresC - sumC * dm));
             }
-            double dm = sumC / count;
-            to.accept(c, centre + dm, Math.max(0.0, squaresC - sumC * dm));
         });
     }
+
+    /** Channels per work item of the per-channel finish: a loop over them, not a work item (a call) each. */
+    static final long FINISH_BLOCK = 256;
 
     /**
      * Per-channel sums over x (and dy) read in memory order, a block of channels per task: for runs of at
@@ -342,14 +347,15 @@ public final class BatchNormOps {
     }
 
     /**
-     * From channel {@code c}'s mean and sum of squared deviations m2 over count values: save_mean[c],
-     * save_invstd[c], the running statistics (if runMean is not null) and the affine (center, a, b) in
-     * {@code coef[COEFS*c ..]}.
+     * From channel {@code c}'s mean and sum of squared deviations m2 over m values, with {@code inv = 1/m} and
+     * {@code invUnbiased = 1/(m - 1)} (taken once a call: a divide per channel cost as much as the rest of the
+     * finish): save_mean[c], save_invstd[c], the running statistics (if runMean is not null) and the affine
+     * (center, a, b) in {@code coef[COEFS*c ..]}.
      */
-    static void finishStats(long c, double mean, double m2, double count, MemorySegment gamma, MemorySegment beta,
-                            MemorySegment saveMean, MemorySegment saveInvstd,
+    static void finishStats(long c, double mean, double m2, double inv, double invUnbiased, MemorySegment gamma,
+                            MemorySegment beta, MemorySegment saveMean, MemorySegment saveInvstd,
                             MemorySegment runMean, MemorySegment runVar, double factor, double eps, float[] coef) {
-        double var = m2 / count;
+        double var = m2 * inv;
         double invstd = 1.0 / Math.sqrt(var + eps);
         float meanF = (float) mean;
         double a = invstd * at(gamma, c, 1f);
@@ -362,7 +368,7 @@ public final class BatchNormOps {
         saveMean.set(F, c * B, meanF);
         saveInvstd.set(F, c * B, (float) invstd);
         if (runMean != null) {
-            double unbiased = m2 / (count - 1);
+            double unbiased = m2 * invUnbiased;
             runMean.set(F, c * B, (float) ((1 - factor) * runMean.get(F, c * B) + factor * mean));
             runVar.set(F, c * B, (float) ((1 - factor) * runVar.get(F, c * B) + factor * unbiased));
         }

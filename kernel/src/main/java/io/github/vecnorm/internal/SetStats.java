@@ -77,8 +77,10 @@ public final class SetStats {
      * Otherwise the set is summed again about fl(mean).
      */
     static boolean keepsShift(double sum, double squares, double count) {
-        double dm = sum / count;
-        double m2 = Math.max(0.0, squares - sum * dm);
-        return dm * dm * count <= ONE_PASS_SIGMAS * ONE_PASS_SIGMAS * m2;
+        // (Σd/n)² n <= k² (Σd² - (Σd)²/n), times n: (1 + k²)(Σd)² <= k² Σd² n, with no division (a divide per
+        // channel counted in BatchNorm's per-channel finish). A negative M2 from rounding (clamped to 0 before)
+        // still keeps the shift only when Σd = 0.
+        double k2 = ONE_PASS_SIGMAS * ONE_PASS_SIGMAS;
+        return (1 + k2) * (sum * sum) <= k2 * squares * count;
     }
 }
