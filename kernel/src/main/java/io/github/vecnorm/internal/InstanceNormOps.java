@@ -25,7 +25,8 @@ public final class InstanceNormOps {
                                        MemorySegment gamma, MemorySegment beta,
                                        MemorySegment saveMean, MemorySegment saveInvstd,
                                        MemorySegment runMean, MemorySegment runVar, double factor, double eps, Loop loop) {
-        double[] stats = runMean == null ? null : new double[(int) (2 * n * c)];
+        // the caller's scratch (GroupNormOps.forward takes no doubles slot): every entry is written by its group
+        double[] stats = runMean == null ? null : Scratch.doubles(0, 2 * n * c);
         GroupNormOps.forward(p, n, c, s, c, x, y, gamma, beta, saveMean, saveInvstd, eps, stats, loop);
         if (runMean == null) return;
         for (long ch = 0; ch < c; ch++) {
