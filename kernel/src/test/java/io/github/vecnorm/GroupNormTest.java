@@ -61,7 +61,9 @@ class GroupNormTest {
                     COVERAGE.count("S=1", s == 1);
                     COVERAGE.count("G=1", g == 1);
                     COVERAGE.count("G=C", g == c);
-                    COVERAGE.count("per-element path (small S)", GroupNormOps.perElement(c, s));
+                    COVERAGE.count("per-element path (small S)", GroupNormOps.perElement(c, s)
+                            && !GroupNormOps.shortGroups(c, s, g));
+                    COVERAGE.count("short groups", GroupNormOps.shortGroups(c, s, g));
                     COVERAGE.count("S%lanes!=0 (tail)", s % BOUNDS.lanes != 0);
                     COVERAGE.count("big offset", rec.bigOffset());
                     COVERAGE.count("constant sets", rec.kind() == 2 || rec.kind() == 3);
@@ -155,19 +157,20 @@ class GroupNormTest {
                         absB += Math.abs(dy[i]);
                     }
                 }
-                if (wantDg) check("dgamma", ch, dg[ch], ref[1][ch], channelBound(c, s, absG, ref[1][ch]), ctx);
-                if (wantDb) check("dbeta", ch, db[ch], ref[2][ch], channelBound(c, s, absB, ref[2][ch]), ctx);
+                if (wantDg) check("dgamma", ch, dg[ch], ref[1][ch], channelBound(c, s, g, absG, ref[1][ch]), ctx);
+                if (wantDb) check("dbeta", ch, db[ch], ref[2][ch], channelBound(c, s, g, absB, ref[2][ch]), ctx);
             }
         }
     }
 
     /**
-     * Bound of a per-channel parameter gradient: float-lane sums per (n, c) run for large S; for small S
-     * ({@link GroupNormOps#perElement}) column sums in float blocks of rows, then the S positions in double.
+     * Bound of a per-channel parameter gradient: float-lane sums per (n, c) run for large S and for short groups
+     * ({@link GroupNormOps#shortGroups}); otherwise for small S ({@link GroupNormOps#perElement}) column sums in
+     * float blocks of rows, then the S positions in double.
      */
-    static double channelBound(int c, int s, double sumAbsTerms, double result) {
-        return GroupNormOps.perElement(c, s) ? FamilyBounds.columnSum(sumAbsTerms, result)
-                : BOUNDS.channelSum(s, sumAbsTerms, result);
+    static double channelBound(int c, int s, int g, double sumAbsTerms, double result) {
+        return GroupNormOps.perElement(c, s) && !GroupNormOps.shortGroups(c, s, g)
+                ? FamilyBounds.columnSum(sumAbsTerms, result) : BOUNDS.channelSum(s, sumAbsTerms, result);
     }
 
     /** With one group per channel GroupNorm is InstanceNorm: the same bits, forward and backward. */
@@ -301,9 +304,9 @@ class GroupNormTest {
                                     absB += Math.abs(w[i]);
                                 }
                             }
-                            check("dgamma vs finite difference", ch, dg[ch], fdG, channelBound(c, s, absG, fdG)
+                            check("dgamma vs finite difference", ch, dg[ch], fdG, channelBound(c, s, g, absG, fdG)
                                     + Math.abs(refSaved[1][ch] - refExact[1][ch]) + 1e-9 * absG, "seed=" + seed);
-                            check("dbeta vs finite difference", ch, db[ch], fdB, channelBound(c, s, absB, fdB) + 1e-9 * absB,
+                            check("dbeta vs finite difference", ch, db[ch], fdB, channelBound(c, s, g, absB, fdB) + 1e-9 * absB,
                                     "seed=" + seed);
                         }
                     }
@@ -328,9 +331,15 @@ class GroupNormTest {
         return l;
     }
 
+    /**
+     * The same bits for 1 to 8 tasks, and in place (y over x, dx over dy) as out of place: long groups, and short
+     * ones (a sample's groups per work item, cut into blocks when there are fewer samples than tasks) with runs
+     * shorter and longer than a vector.
+     */
     @Test
     void sameBitsForEveryThreadCount() {
-        int[][] shapes = {{6, 12, 33, 4}, {3, 64, 1, 8}, {2, 6, 1021, 6}};
+        int[][] shapes = {{6, 12, 33, 4}, {3, 64, 1, 8}, {2, 6, 1021, 6}, {2, 12, 13, 6}, {1, 16, 20, 8},
+            {3, 10, 37, 10}};
         ExecutorService pool = Executors.newFixedThreadPool(4);
         try (Arena a = Arena.ofShared()) {
             for (int[] sh : shapes) {
@@ -338,21 +347,25 @@ class GroupNormTest {
                 float[] x = new Recipe(3 + s, 1, 5, 2).values(n * g, c / g * s), dy = new Recipe(9, 0, 0, 1).values(n * g, c / g * s);
                 float[] gamma = params(5, c, -2, 2, true), beta = params(6, c, -1, 1, true);
                 float[][] first = null;
-                for (int tasks : new int[] {1, 2, 3, 4, 8}) {
+                for (int run = 0; run < 10; run++) {
+                    int tasks = new int[] {1, 2, 3, 4, 8}[run % 5];
+                    boolean inPlace = run >= 5;
                     Parallelism par = Parallelism.of(pool, tasks);
                     Shape shape = Shape.of(n, c, s);
-                    MemorySegment xs = seg(a, x, 1), gs = seg(a, gamma, 0);
-                    MemorySegment y = nans(a, numel, 0), mean = nans(a, n * g, 0), rstd = nans(a, n * g, 0);
-                    MemorySegment dx = nans(a, numel, 0), dg = nans(a, c, 0), db = nans(a, c, 0);
-                    GroupNorm.forward(shape, g, xs, y, gs, seg(a, beta, 0), mean, rstd, 1e-5, par);
-                    GroupNorm.backward(shape, g, seg(a, dy, 0), xs, gs, mean, rstd, dx, dg, db, par);
+                    MemorySegment xs = seg(a, x, 1), gs = seg(a, gamma, 0), dys = seg(a, dy, 0);
+                    MemorySegment y = inPlace ? seg(a, x, 0) : nans(a, numel, 0);
+                    MemorySegment mean = nans(a, n * g, 0), rstd = nans(a, n * g, 0);
+                    MemorySegment dx = inPlace ? seg(a, dy, 0) : nans(a, numel, 0), dg = nans(a, c, 0), db = nans(a, c, 0);
+                    GroupNorm.forward(shape, g, inPlace ? y : xs, y, gs, seg(a, beta, 0), mean, rstd, 1e-5, par);
+                    GroupNorm.backward(shape, g, inPlace ? dx : dys, xs, gs, mean, rstd, dx, dg, db, par);
                     float[][] now = {read(y), read(mean), read(rstd), read(dx), read(dg), read(db)};
                     if (first == null) {
                         first = now;
                         continue;
                     }
                     for (int k = 0; k < now.length; k++) {
-                        assertArrayEquals(bits(first[k]), bits(now[k]), "output " + k + " with " + tasks + " tasks, " + shape);
+                        assertArrayEquals(bits(first[k]), bits(now[k]), "output " + k + " with " + tasks + " tasks"
+                                + (inPlace ? ", in place, " : ", ") + shape + " G=" + g);
                     }
                 }
             }

@@ -10,8 +10,8 @@ import java.util.Arrays;
  * <ul>
  *   <li>the caller's ({@link #floats}, {@link #doubles}, {@link #segment}): filled or shared by one
  *   call on the calling thread; its tasks may read them and write disjoint parts;</li>
- *   <li>a task's ({@link #taskFloats}): private to the work item running on the current thread, valid until
- *   that item ends.</li>
+ *   <li>a task's ({@link #taskFloats}, {@link #taskDoubles}): private to the work item running on the current
+ *   thread, valid until that item ends.</li>
  * </ul>
  * A call takes each caller slot once: slot 0 and slot 1 of the doubles are two arrays.
  */
@@ -19,6 +19,7 @@ public final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[256]);
     private static final ThreadLocal<double[][]> DOUBLES = ThreadLocal.withInitial(() -> new double[2][0]);
     private static final ThreadLocal<float[][]> TASK_FLOATS = ThreadLocal.withInitial(() -> new float[2][0]);
+    private static final ThreadLocal<double[][]> TASK_DOUBLES = ThreadLocal.withInitial(() -> new double[2][0]);
     private static final ThreadLocal<MemorySegment[]> SEGMENTS = ThreadLocal.withInitial(() -> new MemorySegment[2]);
     /** Longest double scratch kept between calls (32 MiB); a call needing more gets its own array. */
     static final int MAX_KEPT_DOUBLES = 1 << 22;
@@ -73,6 +74,17 @@ public final class Scratch {
             all[which] = new float[size(count, all[which].length)];
         } else {
             Arrays.fill(all[which], 0, (int) count, 0f);
+        }
+        return all[which];
+    }
+
+    /** Array {@code which} (0 or 1) of the current work item's doubles, its first {@code count} elements zero. */
+    static double[] taskDoubles(int which, long count) {
+        double[][] all = TASK_DOUBLES.get();
+        if (all[which].length < count) {
+            all[which] = new double[size(count, all[which].length)];
+        } else {
+            Arrays.fill(all[which], 0, (int) count, 0.0);
         }
         return all[which];
     }
