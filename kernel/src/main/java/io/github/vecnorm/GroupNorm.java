@@ -21,10 +21,11 @@ import java.lang.foreign.MemorySegment;
  * written segment and another argument is rejected.
  *
  * <h2>Threads</h2>
- * (sample, group) pairs are spread over the tasks of a {@link Parallelism}; dgamma and dbeta are summed
- * over the batch in an order fixed by the shape alone (per channel in the order n = 0, 1, ...; for small S,
- * in fixed blocks of samples added in block order), so results are bitwise the same for every thread
- * count (ATen adds per-thread partials).
+ * (sample, group) pairs are spread over the tasks of a {@link Parallelism} (groups of fewer than 64 values:
+ * a sample's groups, or a block of them, a task); dgamma and dbeta are summed over the batch in an order
+ * fixed by the shape alone (per channel in the order n = 0, 1, ...; for small S with longer groups, or one
+ * group, in fixed blocks of samples added in block order), so results are bitwise the same for every
+ * thread count (ATen adds per-thread partials).
  *
  * <h2>Differences from ATen, on purpose</h2>
  * <ul>
