@@ -146,6 +146,34 @@ class RMSNormTest {
         return new float[][] {read(y), read(rstd), read(dx), read(dg)};
     }
 
+    /**
+     * dgamma has the same bits with dx, without it and with dx in place of dy: the pass that fuses it with dx
+     * (no Σdy columns for RMSNorm) accumulates exactly as the separate column pass does.
+     */
+    @Test
+    void parameterGradientDoesNotDependOnTheMask() {
+        qt().withExamples(60).forAll(LayerNormTest.shapes(), FamilyData.recipes()).checkAssert((md, rec) -> {
+            int m = md[0], d = md[1];
+            float[] x = rec.values(m, d), dy = new Recipe(rec.seed() + 3, 1, 0, 1).values(m, d);
+            float[] gamma = params(rec.seed() + 1, d, -2, 2, true);
+            try (Arena a = Arena.ofConfined()) {
+                Rows rows = Rows.of(m, d);
+                MemorySegment xs = seg(a, x, 0), gs = seg(a, gamma, 0), rstd = nans(a, m, 0);
+                RMSNorm.forward(rows, xs, nans(a, x.length, 0), gs, rstd, 1e-5);
+                float[][] got = new float[3][];
+                for (int mode = 0; mode < 3; mode++) {
+                    MemorySegment dys = seg(a, dy, 0), dg = nans(a, d, 0);
+                    MemorySegment dx = mode == 0 ? null : mode == 1 ? nans(a, x.length, 0) : dys;
+                    RMSNorm.backward(rows, dys, xs, gs, rstd, dx, dg);
+                    got[mode] = read(dg);
+                }
+                String ctx = "M=" + m + " D=" + d + " " + rec;
+                assertArrayEquals(bits(got[0]), bits(got[1]), "with dx " + ctx);
+                assertArrayEquals(bits(got[0]), bits(got[2]), "with dx in place of dy " + ctx);
+            }
+        });
+    }
+
     @Test
     void backwardMatchesReference() {
         qt().withExamples(250).forAll(LayerNormTest.shapes(), FamilyData.recipes(), range(0, 15))

@@ -129,8 +129,9 @@ final class BatchNormColumns {
                 (int) (r1 - r0), w, d * B, coef, (int) (e + j0), acc0, acc1, 0);
         ColumnSums.accumulate(n, d, rows, sum, sq, null, loop);
         // coef[COEFS*c + 3] (the affine leaves it free) marks a channel whose shift must be redone
-        loop.forEach(cs, c -> coef[(int) (COEFS * c + 3)] = finishStats(n, cs, s, c, bands, sum, sq, true, gamma, beta,
-                saveMean, saveInvstd, runMean, runVar, factor, eps, coef) ? 1f : 0f);
+        double m = (double) n * s, inv = 1.0 / m, invUnbiased = 1.0 / (m - 1);
+        loop.forEach(cs, c -> coef[(int) (COEFS * c + 3)] = finishStats(cs, s, c, bands, sum, sq, true, inv,
+                invUnbiased, gamma, beta, saveMean, saveInvstd, runMean, runVar, factor, eps, coef) ? 1f : 0f);
         boolean[] tiles = null;
         for (long c = 0; c < cs; c++) {
             if (coef[(int) (COEFS * c + 3)] == 0f) continue;
@@ -142,24 +143,24 @@ final class BatchNormColumns {
         ColumnSums.accumulate(n, d, rows, sum, sq, tiles, loop);
         loop.forEach(cs, c -> {
             if (coef[(int) (COEFS * c + 3)] != 0f) {
-                finishStats(n, cs, s, c, bands, sum, sq, false, gamma, beta, saveMean, saveInvstd, runMean, runVar,
-                        factor, eps, coef);
+                finishStats(cs, s, c, bands, sum, sq, false, inv, invUnbiased, gamma, beta, saveMean, saveInvstd,
+                        runMean, runVar, factor, eps, coef);
             }
         });
     }
 
     /**
-     * Channel c from its shifted sums: its outputs, or, on a first pass whose shift lies too far out,
-     * nothing but the channel's new shift (the mean just found); returns whether it did the latter.
+     * Channel c from its shifted sums over m = N*S values ({@code inv = 1/m}, {@code invUnbiased = 1/(m - 1)},
+     * taken once a call): its outputs, or, on a first pass whose shift lies too far out, nothing but the
+     * channel's new shift (the mean just found); returns whether it did the latter.
      */
-    private static boolean finishStats(long n, long cs, long s, long c, long bands, double[] sum, double[] sq,
-                                       boolean firstPass, MemorySegment gamma, MemorySegment beta,
-                                       MemorySegment saveMean, MemorySegment saveInvstd,
+    private static boolean finishStats(long cs, long s, long c, long bands, double[] sum, double[] sq,
+                                       boolean firstPass, double inv, double invUnbiased, MemorySegment gamma,
+                                       MemorySegment beta, MemorySegment saveMean, MemorySegment saveInvstd,
                                        MemorySegment runMean, MemorySegment runVar, double factor, double eps,
                                        float[] coef) {
         long d = cs * s;
         int from = (int) (COEFS * cs + c * s);
-        double m = (double) n * s, inv = 1.0 / m;
         double sv = total(sum, bands, d, c, s), qv = total(sq, bands, d, c, s);
         double dm = sv * inv; // mean - shift
         double m2 = Math.max(0.0, qv - sv * dm);
@@ -168,7 +169,7 @@ final class BatchNormColumns {
             for (int t = 0; t < s; t++) coef[from + t] = centre;
             return true;
         }
-        BatchNormOps.finishStats(c, coef[from] + dm, m2, inv, 1.0 / (m - 1), gamma, beta, saveMean, saveInvstd,
+        BatchNormOps.finishStats(c, coef[from] + dm, m2, inv, invUnbiased, gamma, beta, saveMean, saveInvstd,
                 runMean, runVar, factor, eps, coef);
         return false;
     }

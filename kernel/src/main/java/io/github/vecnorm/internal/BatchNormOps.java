@@ -240,14 +240,15 @@ public final class BatchNormOps {
      * From Σd and Σd² per channel about its first value x0 = x[0, c, 0] (d = x - x0, {@link #memoryOrderSums}):
      * mean = x0 + Σd/m and M2 = Σd² - (Σd)²/m, kept when x0 lies within {@link SetStats#ONE_PASS_SIGMAS}
      * deviations of the mean ({@link SetStats#keepsShift}); otherwise (x0 an outlier, rare) the channel is
-     * summed once more about fl(mean), channel by channel. Hands each channel's pair to {@code to}, one
-     * channel per work item.
+     * summed once more about fl(mean), channel by channel. Hands each channel's pair to {@code to}, a block of
+     * channels per work item ({@link #finishBlock}).
      */
     static void finishShiftedSums(Primitives p, long n, long cs, long s, MemorySegment x, double[] sum,
                                   double[] squares, Loop loop, ChannelMoments to) {
         double count = (double) n * s, inv = 1.0 / count;
-        loop.forEach(ColumnSums.ceilDiv(cs, FINISH_BLOCK), k -> {
-            for (long c = k * FINISH_BLOCK, c1 = Math.min(cs, c + FINISH_BLOCK); c < c1; c++) {
+        long block = finishBlock(cs, loop);
+        loop.forEach(ColumnSums.ceilDiv(cs, block), k -> {
+            for (long c = k * block, c1 = Math.min(cs, c + block); c < c1; c++) {
                 double centre = x.get(F, c * s * B), sumC = sum[(int) c], squaresC = squares[(int) c];
                 if (!SetStats.keepsShift(sumC, squaresC, count)) {
                     float again = (float) (centre + sumC * inv);
@@ -263,8 +264,13 @@ public final class BatchNormOps {
         });
     }
 
-    /** Channels per work item of the per-channel finish: a loop over them, not a work item (a call) each. */
-    static final long FINISH_BLOCK = 256;
+    /**
+     * Channels per work item of the per-channel finish: a loop over up to 256, not a work item (a call) each,
+     * and at least one item per task (a channel's rare second pass then still runs on every thread).
+     */
+    static long finishBlock(long cs, Loop loop) {
+        return Math.min(256, ColumnSums.ceilDiv(cs, Math.max(1, loop.tasks())));
+    }
 
     /**
      * Per-channel sums over x (and dy) read in memory order, a block of channels per task: for runs of at

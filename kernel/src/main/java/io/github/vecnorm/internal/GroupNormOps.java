@@ -6,7 +6,8 @@ import java.lang.foreign.ValueLayout;
 /**
  * GroupNorm bodies composed of the {@link Primitives}. No validation here ({@code io.github.vecnorm.GroupNorm}
  * guards). An (N, C, S) tensor in G groups: group k = n*G + g is one contiguous run of (C/G)*S floats
- * (channels g*C/G .. (g+1)*C/G - 1 of sample n) and one work item. Per-channel parameter gradients are
+ * (channels g*C/G .. (g+1)*C/G - 1 of sample n) and one work item (short groups: a sample's groups, or a
+ * block of them, one work item, {@link #shortGroups}). Per-channel parameter gradients are
  * summed over n afterwards, channel by channel, in the order n = 0, 1, ...: results do not depend on
  * the {@link Loop}.
  */
@@ -76,7 +77,8 @@ public final class GroupNormOps {
      * Forward: per group, mean and rstd = 1/sqrt(var + eps) over its (C/G)*S values, then per channel
      * y = (x - mean) * rstd * gamma[c] + beta[c]. mean and rstd (N*G floats) are saved when not null.
      * When {@code unbiased} is not null it receives, per group, the mean and the unbiased variance in
-     * double ({@code unbiased[2k]}, {@code unbiased[2k+1]}), for running statistics.
+     * double ({@code unbiased[2k]}, {@code unbiased[2k+1]}), for running statistics. Takes no caller doubles
+     * slot of {@link Scratch} (InstanceNorm passes slot 0 as {@code unbiased}).
      */
     public static void forward(Primitives p, long n, long c, long s, long g, MemorySegment x, MemorySegment y,
                                MemorySegment gamma, MemorySegment beta, MemorySegment mean, MemorySegment rstd,

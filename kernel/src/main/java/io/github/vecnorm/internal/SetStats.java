@@ -79,7 +79,9 @@ public final class SetStats {
     static boolean keepsShift(double sum, double squares, double count) {
         // (Σd/n)² n <= k² (Σd² - (Σd)²/n), times n: (1 + k²)(Σd)² <= k² Σd² n, with no division (a divide per
         // channel counted in BatchNorm's per-channel finish). A negative M2 from rounding (clamped to 0 before)
-        // still keeps the shift only when Σd = 0.
+        // still keeps the shift only when Σd = 0. Non-finite sums: NaN redoes the set (and stays NaN); an
+        // infinity of one sign keeps the shift, so the mean comes out infinite, as ATen's sum / n does (the
+        // variance is NaN either way; the divided form had made the mean NaN too).
         double k2 = ONE_PASS_SIGMAS * ONE_PASS_SIGMAS;
         return (1 + k2) * (sum * sum) <= k2 * squares * count;
     }
