@@ -33,6 +33,9 @@ import java.lang.foreign.MemorySegment;
  *   <li>One value per channel in training is rejected here, with PyTorch's Python-level message;
  *   ATen itself would produce a NaN running variance.</li>
  *   <li>Results do not depend on the number of threads.</li>
+ *   <li>A NaN or an infinity in x propagates as in ATen, within its channel only: that channel's y is NaN
+ *   and its saved mean not finite (NaN where ATen's sum / N would give an infinity, when the infinity is
+ *   the channel's first value, x0); every other channel is computed as if it were not there.</li>
  * </ul>
  *
  * <h2>Errors</h2>
