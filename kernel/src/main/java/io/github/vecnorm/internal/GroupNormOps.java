@@ -358,6 +358,10 @@ public final class GroupNormOps {
                                            MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment rstd,
                                            MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         long cs = c * s, len = cs / g;
+        if (dx != null && gamma != null && (dgamma != null || dbeta != null)) {
+            backwardPerElementFused(p, n, c, s, g, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, loop);
+            return;
+        }
         if (dgamma != null || dbeta != null) {
             double[][] col = ColumnSums.sums(p, n, cs, len, dy, x, mean, rstd, dgamma != null, dbeta != null, loop);
             for (long ch = 0; ch < c; ch++) {
@@ -385,6 +389,64 @@ public final class GroupNormOps {
                 Runs.rowGradApply(p, dy, off, x, off, ge, wOff, dx, off, len, (float) rs, q, mu, r);
             }
         });
+    }
+
+    /**
+     * {@link #backwardPerElement} with dx, gamma and a parameter gradient, in two passes instead of three, as
+     * {@code RowGrads} does for LayerNorm: a work item is a band of samples ({@link ColumnSums#band}) by a block
+     * of groups; per sample and group, the group's sums, then dx and the column sums in one pass
+     * ({@link Primitives#rowGradApplyColumns}), the columns flushed into the band's double partials every
+     * {@link ColumnSums#ROW_BLOCK} samples as a {@link ColumnSums} tile would: dgamma and dbeta have the same
+     * bits as without dx, and dx the same bits as the three passes (JMH, 1 thread, 32x512x4x4 G = 32:
+     * see what-the-code-taught).
+     */
+    private static void backwardPerElementFused(Primitives p, long n, long c, long s, long g, MemorySegment dy,
+                                                MemorySegment x, MemorySegment gamma, MemorySegment mean,
+                                                MemorySegment rstd, MemorySegment dx, MemorySegment dgamma,
+                                                MemorySegment dbeta, Loop loop) {
+        long cs = c * s, len = cs / g;
+        MemorySegment ge = expand(0, gamma, c, s);
+        long band = ColumnSums.band(n, cs), bands = ColumnSums.ceilDiv(n, band);
+        // blocks of groups: a few work items a task even with one band; a column's sums do not depend on them
+        long perBlock = ColumnSums.ceilDiv(g, ColumnSums.ceilDiv(4L * loop.tasks(), bands));
+        long blocks = ColumnSums.ceilDiv(g, perBlock);
+        double[] partG = dgamma == null ? null : Scratch.doubles(0, bands * cs);
+        double[] partB = dbeta == null ? null : Scratch.doubles(1, bands * cs);
+        loop.forEach(bands * blocks, item -> {
+            long b = item / blocks, k0 = item % blocks * perBlock, k1 = Math.min(g, k0 + perBlock);
+            int w = (int) ((k1 - k0) * len), base = (int) (b * cs + k0 * len);
+            // dgamma's columns in accG (Σdy*xhat), dbeta's in accB (Σdy), as ColumnSums.sums names them
+            float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
+            float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
+            if (partG != null) java.util.Arrays.fill(partG, base, base + w, 0.0);
+            if (partB != null) java.util.Arrays.fill(partB, base, base + w, 0.0);
+            // rowGradApplyColumns needs its Σdy*xhat accumulators even when only dbeta is wanted
+            float[] sumsG = accG != null ? accG : Scratch.taskFloats(0, w);
+            GradSums sums = Scratch.task().grads;
+            long r0 = b * band, r1 = Math.min(n, r0 + band);
+            for (long r = r0; r < r1; r++) {
+                for (long k = k0; k < k1; k++) {
+                    long kk = r * g + k, off = (r * cs + k * len) * B, wOff = k * len * B;
+                    float mu = mean.get(F, kk * B);
+                    double rs = rstd.get(F, kk * B);
+                    GradSums acc = Runs.rowGradSums(p, dy, off, x, off, ge, wOff, len, mu, sums.reset());
+                    float q = (float) (-rs * rs * rs * acc.sumDyXc / len);
+                    float rr = (float) (-rs * acc.sumDy / len);
+                    p.rowGradApplyColumns(dy, off, x, off, ge, wOff, dx, off, (int) len, (float) rs, q, mu, rr,
+                            (float) rs, accB, sumsG, (int) ((k - k0) * len));
+                }
+                if ((r - r0) % ColumnSums.ROW_BLOCK == ColumnSums.ROW_BLOCK - 1 || r == r1 - 1) {
+                    ColumnSums.flush(accG, partG, base, w);
+                    ColumnSums.flush(accB, partB, base, w);
+                    if (accG == null) java.util.Arrays.fill(sumsG, 0, w, 0f);
+                }
+            }
+        });
+        double[][] col = ColumnSums.combine(partG, partB, bands, cs, loop);
+        for (long ch = 0; ch < c; ch++) {
+            if (dgamma != null) dgamma.set(F, ch * B, (float) sumRange(col[0], ch * s, s));
+            if (dbeta != null) dbeta.set(F, ch * B, (float) sumRange(col[1], ch * s, s));
+        }
     }
 
     private static double sumRange(double[] v, long from, long count) {

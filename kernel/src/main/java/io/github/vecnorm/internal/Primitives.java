@@ -204,11 +204,11 @@ public interface Primitives {
     /**
      * {@link #rowGradApply} and {@link #columnGradSums} of one run (a row) in one pass, with the same float
      * operations as the two (so the same bits): {@code dx = p * w * dy + q * (x - c) + r},
-     * {@code sumDy[i] += dy[i]} and {@code sumDyXhat[i] += dy[i] * ((x[i] - c) * a)} from index 0;
+     * {@code sumDy[accOff + i] += dy[i]} and {@code sumDyXhat[accOff + i] += dy[i] * ((x[i] - c) * a)};
      * sumDyXhat is required, sumDy may be null (RMSNorm, or no dbeta wanted). dx may be dy (same offsets):
      * each element of dy is read before its dx is written.
      */
     void rowGradApplyColumns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                              MemorySegment dx, long dxOff, int len, float p, float q, float c, float r, float a,
-                             float[] sumDy, float[] sumDyXhat);
+                             float[] sumDy, float[] sumDyXhat, int accOff);
 }

@@ -74,7 +74,7 @@ final class RowGrads {
                     // null (RMSNorm, no dbeta). RMSNorm had taken three passes (column sums, dx's sums, dx).
                     GradSums s = Runs.rowGradSums(p, dy, off, x, off, gamma, 0, d, c, sums.reset());
                     p.rowGradApplyColumns(dy, off, x, off, gamma, 0, dx, off, w, rs, q(s, rs, d), c,
-                            k(s, rs, d, meanTerm), rs, accB, accG);
+                            k(s, rs, d, meanTerm), rs, accB, accG, 0);
                 } else {
                     // the column sums read dy before dx may overwrite it
                     p.columnGradSums(dy, off, x, off, w, c, rs, accB, accG, 0);

@@ -361,13 +361,13 @@ public final class ScalarPrimitives implements Primitives {
     @Override
     public void rowGradApplyColumns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                                     MemorySegment dx, long dxOff, int len, float p, float q, float c, float r, float a,
-                                    float[] sumDy, float[] sumDyXhat) {
+                                    float[] sumDy, float[] sumDyXhat, int accOff) {
         // float on purpose: the operations of columnGradSums and rowGradApply
         for (int i = 0; i < len; i++) {
             float g = dy.get(F, dyOff + i * B);
             float xc = x.get(F, xOff + i * B) - c;
-            if (sumDy != null) sumDy[i] += g;
-            sumDyXhat[i] = Math.fma(g, xc * a, sumDyXhat[i]);
+            if (sumDy != null) sumDy[accOff + i] += g;
+            sumDyXhat[accOff + i] = Math.fma(g, xc * a, sumDyXhat[accOff + i]);
             float pw = p * w.get(F, wOff + i * B);
             dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(xc, q, r)));
         }

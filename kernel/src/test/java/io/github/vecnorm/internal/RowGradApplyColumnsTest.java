@@ -1,6 +1,7 @@
 package io.github.vecnorm.internal;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.quicktheories.QuickTheory.qt;
 import static org.quicktheories.generators.Generate.booleans;
 import static org.quicktheories.generators.Generate.longRange;
@@ -23,6 +24,10 @@ import org.junit.jupiter.api.Test;
 class RowGradApplyColumnsTest {
 
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    /** Where the row's columns start in the accumulators. */
+    private static final int ACC_OFF = 5;
+    /** What the other columns' slots hold, before and after. */
+    private static final float OTHER = 7.5f;
 
     @Test
     void oneRowPassEqualsColumnSumsThenApply() {
@@ -43,6 +48,12 @@ class RowGradApplyColumnsTest {
                                 assertArrayEquals(fused[k], onePass[k], "scalar vs " + p.name() + " output " + k);
                             }
                         }
+                        for (int k = 1; k < 3; k++) {
+                            for (int i = 0; i < len + 2 * ACC_OFF; i++) {
+                                if (i >= ACC_OFF && i < ACC_OFF + len) continue; // the row's (checked above)
+                                assertEquals(OTHER, onePass[k][i], p.name() + " wrote accumulator " + k + " slot " + i);
+                            }
+                        }
                         fused = onePass;
                     }
                 });
@@ -57,7 +68,10 @@ class RowGradApplyColumnsTest {
         SplittableRandom r = new SplittableRandom(seed);
         float c = (float) r.nextGaussian(), a = (float) Math.exp(r.nextGaussian());
         float pp = (float) r.nextGaussian(), q = (float) r.nextGaussian(), rr = (float) r.nextGaussian();
-        float[] sumDy = new float[len], sumDyXhat = new float[len];
+        // the accumulators from ACC_OFF on, between slots of other columns (which must come back unchanged)
+        float[] sumDy = new float[len + 2 * ACC_OFF], sumDyXhat = new float[len + 2 * ACC_OFF];
+        java.util.Arrays.fill(sumDy, OTHER);
+        java.util.Arrays.fill(sumDyXhat, OTHER);
         try (Arena arena = Arena.ofConfined()) {
             // odd offsets: misaligned rows
             MemorySegment dy = arena.allocate(4L * len + 12), x = arena.allocate(4L * len + 12);
@@ -66,15 +80,15 @@ class RowGradApplyColumnsTest {
                 dy.set(F, 4 + 4L * i, (float) r.nextGaussian());
                 x.set(F, 8 + 4L * i, (float) (3 + r.nextGaussian()));
                 w.set(F, 4L * i, (float) r.nextGaussian());
-                sumDy[i] = (float) r.nextGaussian();
-                sumDyXhat[i] = (float) r.nextGaussian();
+                sumDy[ACC_OFF + i] = (float) r.nextGaussian();
+                sumDyXhat[ACC_OFF + i] = (float) r.nextGaussian();
             }
             long dxOff = inPlace ? 4 : 12;
             if (onePass) {
                 p.rowGradApplyColumns(dy, 4, x, 8, w, 0, dx, dxOff, len, pp, q, c, rr, a, withSumDy ? sumDy : null,
-                        sumDyXhat);
+                        sumDyXhat, ACC_OFF);
             } else {
-                p.columnGradSums(dy, 4, x, 8, len, c, a, withSumDy ? sumDy : null, sumDyXhat, 0);
+                p.columnGradSums(dy, 4, x, 8, len, c, a, withSumDy ? sumDy : null, sumDyXhat, ACC_OFF);
                 p.rowGradApply(dy, 4, x, 8, w, 0, dx, dxOff, len, pp, q, c, rr);
             }
             float[] out = new float[len];

@@ -1266,7 +1266,7 @@ public final class VectorPrimitives implements Primitives {
     @Override
     public void rowGradApplyColumns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment w, long wOff,
                                     MemorySegment dx, long dxOff, int len, float p, float q, float c, float r, float a,
-                                    float[] sumDy, float[] sumDyXhat) {
+                                    float[] sumDy, float[] sumDyXhat, int accOff) {
         FloatVector pv = FloatVector.broadcast(SPECIES, p);
         FloatVector qv = FloatVector.broadcast(SPECIES, q);
         FloatVector cv = FloatVector.broadcast(SPECIES, c);
@@ -1281,8 +1281,8 @@ public final class VectorPrimitives implements Primitives {
                 long o = i * B;
                 FloatVector g = load(dy, dyOff + o);
                 FloatVector xc = load(x, xOff + o).sub(cv);
-                FloatVector.fromArray(SPECIES, sumDy, i).add(g).intoArray(sumDy, i);
-                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, i)).intoArray(sumDyXhat, i);
+                FloatVector.fromArray(SPECIES, sumDy, accOff + i).add(g).intoArray(sumDy, accOff + i);
+                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, accOff + i)).intoArray(sumDyXhat, accOff + i);
                 pv.mul(load(w, wOff + o)).fma(g, xc.fma(qv, rv)).intoMemorySegment(dx, dxOff + o, ORDER);
             }
         } else {
@@ -1291,7 +1291,7 @@ public final class VectorPrimitives implements Primitives {
                 long o = i * B;
                 FloatVector g = load(dy, dyOff + o);
                 FloatVector xc = load(x, xOff + o).sub(cv);
-                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, i)).intoArray(sumDyXhat, i);
+                g.fma(xc.mul(av), FloatVector.fromArray(SPECIES, sumDyXhat, accOff + i)).intoArray(sumDyXhat, accOff + i);
                 pv.mul(load(w, wOff + o)).fma(g, xc.fma(qv, rv)).intoMemorySegment(dx, dxOff + o, ORDER);
             }
         }
@@ -1299,8 +1299,8 @@ public final class VectorPrimitives implements Primitives {
         for (; i < len; i++) {
             float g = dy.get(F, dyOff + i * B);
             float xc = x.get(F, xOff + i * B) - c;
-            if (sumDy != null) sumDy[i] += g;
-            sumDyXhat[i] = Math.fma(g, xc * a, sumDyXhat[i]);
+            if (sumDy != null) sumDy[accOff + i] += g;
+            sumDyXhat[accOff + i] = Math.fma(g, xc * a, sumDyXhat[accOff + i]);
             float pw = p * w.get(F, wOff + i * B);
             dx.set(F, dxOff + i * B, Math.fma(pw, g, Math.fma(xc, q, r)));
         }
