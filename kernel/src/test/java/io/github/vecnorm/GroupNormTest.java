@@ -179,31 +179,38 @@ class GroupNormTest {
      */
     @Test
     void parameterGradientsDoNotDependOnTheMask() {
-        qt().withExamples(80).forAll(shapes(), FamilyData.recipes()).checkAssert((sh, rec) -> {
-            int n = sh[0], c = sh[1], s = sh[2], g = sh[3], numel = n * c * s;
-            float[] x = rec.values(n * g, c / g * s), dy = new Recipe(rec.seed() + 1, 1, 0, 1).values(n * g, c / g * s);
-            float[] gamma = params(rec.seed() + 2, c, -2, 2, true);
-            try (Arena a = Arena.ofConfined()) {
-                Shape shape = Shape.of(n, c, s);
-                MemorySegment xs = seg(a, x, 0), gs = seg(a, gamma, 0), mean = nans(a, n * g, 0), rstd = nans(a, n * g, 0);
-                GroupNorm.forward(shape, g, xs, nans(a, numel, 0), gs, null, mean, rstd, 1e-5);
-                float[] want = null;
-                for (int mode = 0; mode < 5; mode++) {
-                    MemorySegment dys = seg(a, dy, 0), dg = nans(a, c, 0), db = nans(a, c, 0);
-                    MemorySegment dx = mode == 0 ? null : mode == 2 ? dys : nans(a, numel, 0);
-                    GroupNorm.backward(shape, g, dys, xs, gs, mean, rstd, dx, mode == 4 ? null : dg, mode == 3 ? null : db);
-                    float[] got = concat(mode == 4 ? new float[0] : read(dg), mode == 3 ? new float[0] : read(db));
-                    if (mode == 0) {
-                        want = got;
-                        continue;
-                    }
-                    float[] expect = mode == 3 ? java.util.Arrays.copyOf(want, c)
-                            : mode == 4 ? java.util.Arrays.copyOfRange(want, c, 2 * c) : want;
-                    assertArrayEquals(bits(expect), bits(got), "mode " + mode + ", N=" + n + " C=" + c + " S=" + s
-                            + " G=" + g + " " + rec);
+        qt().withExamples(80).forAll(shapes(), FamilyData.recipes()).checkAssert(GroupNormTest::sameParameterGradients);
+        // several bands of samples (flushes every 32 samples, partials combined), and blocks of groups
+        for (int[] sh : MANY_SAMPLES) sameParameterGradients(sh, new Recipe(sh[0] + sh[2], 1, 3, 2));
+    }
+
+    /** {N, C, S, G} with small S and long groups over several bands of 32 samples. */
+    static final int[][] MANY_SAMPLES = {{70, 8, 9, 2}, {40, 6, 33, 3}, {65, 4, 20, 1}};
+
+    private static void sameParameterGradients(int[] sh, Recipe rec) {
+        int n = sh[0], c = sh[1], s = sh[2], g = sh[3], numel = n * c * s;
+        float[] x = rec.values(n * g, c / g * s), dy = new Recipe(rec.seed() + 1, 1, 0, 1).values(n * g, c / g * s);
+        float[] gamma = params(rec.seed() + 2, c, -2, 2, true);
+        try (Arena a = Arena.ofConfined()) {
+            Shape shape = Shape.of(n, c, s);
+            MemorySegment xs = seg(a, x, 0), gs = seg(a, gamma, 0), mean = nans(a, n * g, 0), rstd = nans(a, n * g, 0);
+            GroupNorm.forward(shape, g, xs, nans(a, numel, 0), gs, null, mean, rstd, 1e-5);
+            float[] want = null;
+            for (int mode = 0; mode < 5; mode++) {
+                MemorySegment dys = seg(a, dy, 0), dg = nans(a, c, 0), db = nans(a, c, 0);
+                MemorySegment dx = mode == 0 ? null : mode == 2 ? dys : nans(a, numel, 0);
+                GroupNorm.backward(shape, g, dys, xs, gs, mean, rstd, dx, mode == 4 ? null : dg, mode == 3 ? null : db);
+                float[] got = concat(mode == 4 ? new float[0] : read(dg), mode == 3 ? new float[0] : read(db));
+                if (mode == 0) {
+                    want = got;
+                    continue;
                 }
+                float[] expect = mode == 3 ? java.util.Arrays.copyOf(want, c)
+                        : mode == 4 ? java.util.Arrays.copyOfRange(want, c, 2 * c) : want;
+                assertArrayEquals(bits(expect), bits(got), "mode " + mode + ", N=" + n + " C=" + c + " S=" + s
+                        + " G=" + g + " " + rec);
             }
-        });
+        }
     }
 
     /** With one group per channel GroupNorm is InstanceNorm: the same bits, forward and backward. */
@@ -372,7 +379,7 @@ class GroupNormTest {
     @Test
     void sameBitsForEveryThreadCount() {
         int[][] shapes = {{6, 12, 33, 4}, {3, 64, 1, 8}, {2, 6, 1021, 6}, {2, 12, 13, 6}, {1, 16, 20, 8},
-            {3, 10, 37, 10}};
+            {3, 10, 37, 10}, MANY_SAMPLES[0], MANY_SAMPLES[1]};
         ExecutorService pool = Executors.newFixedThreadPool(4);
         try (Arena a = Arena.ofShared()) {
             for (int[] sh : shapes) {

@@ -352,13 +352,16 @@ public final class GroupNormOps {
     /**
      * Backward for small S: parameter gradients by {@link ColumnSums} over the N rows of C*S values (one
      * segment per group), then dx group by group with gamma expanded per element. The sums come first:
-     * dx may overwrite dy.
+     * dx may overwrite dy. With dx, gamma and a parameter gradient, groups of at most
+     * {@link RowGrads#FUSE_MAX_D} floats and at least a work item per task, {@link #backwardPerElementFused}
+     * instead, with the same bits (so the choice, which looks at the task count, changes no result).
      */
     private static void backwardPerElement(Primitives p, long n, long c, long s, long g, MemorySegment dy,
                                            MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment rstd,
                                            MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, Loop loop) {
         long cs = c * s, len = cs / g;
-        if (dx != null && gamma != null && (dgamma != null || dbeta != null)) {
+        if (dx != null && gamma != null && (dgamma != null || dbeta != null) && len <= RowGrads.FUSE_MAX_D
+                && ColumnSums.bands(n, cs) * g >= loop.tasks()) {
             backwardPerElementFused(p, n, c, s, g, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, loop);
             return;
         }
@@ -407,8 +410,10 @@ public final class GroupNormOps {
         long cs = c * s, len = cs / g;
         MemorySegment ge = expand(0, gamma, c, s);
         long band = ColumnSums.band(n, cs), bands = ColumnSums.ceilDiv(n, band);
-        // blocks of groups: a few work items a task even with one band; a column's sums do not depend on them
-        long perBlock = ColumnSums.ceilDiv(g, ColumnSums.ceilDiv(4L * loop.tasks(), bands));
+        // blocks of groups: a few work items a task even with one band, and at most FUSE_MAX_D columns of
+        // accumulators an item (L2); a column's sums do not depend on them
+        long perBlock = Math.min(Math.max(1, RowGrads.FUSE_MAX_D / len),
+                ColumnSums.ceilDiv(g, ColumnSums.ceilDiv(4L * loop.tasks(), bands)));
         long blocks = ColumnSums.ceilDiv(g, perBlock);
         double[] partG = dgamma == null ? null : Scratch.doubles(0, bands * cs);
         double[] partB = dbeta == null ? null : Scratch.doubles(1, bands * cs);
@@ -420,7 +425,7 @@ public final class GroupNormOps {
             float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
             if (partG != null) java.util.Arrays.fill(partG, base, base + w, 0.0);
             if (partB != null) java.util.Arrays.fill(partB, base, base + w, 0.0);
-            // rowGradApplyColumns needs its Σdy*xhat accumulators even when only dbeta is wanted
+            // rowGradApplyColumns needs its Σdy*xhat accumulators even when only dbeta is wanted (never read)
             float[] sumsG = accG != null ? accG : Scratch.taskFloats(0, w);
             GradSums sums = Scratch.task().grads;
             long r0 = b * band, r1 = Math.min(n, r0 + band);
@@ -438,7 +443,6 @@ public final class GroupNormOps {
                 if ((r - r0) % ColumnSums.ROW_BLOCK == ColumnSums.ROW_BLOCK - 1 || r == r1 - 1) {
                     ColumnSums.flush(accG, partG, base, w);
                     ColumnSums.flush(accB, partB, base, w);
-                    if (accG == null) java.util.Arrays.fill(sumsG, 0, w, 0f);
                 }
             }
         });
