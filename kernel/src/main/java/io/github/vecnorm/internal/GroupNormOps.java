@@ -2,6 +2,7 @@ package io.github.vecnorm.internal;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * GroupNorm bodies composed of the {@link Primitives}. No validation here ({@code io.github.vecnorm.GroupNorm}
@@ -273,8 +274,8 @@ public final class GroupNormOps {
         loop.forEach(n * perSample, item -> {
             long i = item / perSample, g0 = item % perSample * block, g1 = Math.min(g, g0 + block);
             int from = (int) (g0 * runsPerGroup), to = (int) (g1 * runsPerGroup);
-            java.util.Arrays.fill(sumDy, (int) (i * runs + from), (int) (i * runs + to), 0.0);
-            java.util.Arrays.fill(sumDyXc, (int) (i * runs + from), (int) (i * runs + to), 0.0);
+            Arrays.fill(sumDy, (int) (i * runs + from), (int) (i * runs + to), 0.0);
+            Arrays.fill(sumDyXc, (int) (i * runs + from), (int) (i * runs + to), 0.0);
             long off = i * c * s * B;
             p.gradSumsRuns(dy, off, x, off, 1, 0, (int) runs, (int) runLen, from, to, centresF, i * runs * B, B,
                     sumDy, sumDyXc, (int) (i * runs));
@@ -295,8 +296,8 @@ public final class GroupNormOps {
                         sg += w * sumDy[idx];
                         sgx += w * sumDyXc[idx];
                     }
-                    float q = (float) (-rs * rs * rs * sgx / len);
-                    float r = (float) (-rs * sg / len);
+                    float q = slope(rs, sgx, len);
+                    float r = offset(rs, sg, len);
                     for (long t = 0; t < runsPerGroup; t++) {
                         int at = BatchNormOps.COEFS * (int) ((k - g0) * runsPerGroup + t);
                         coef[at] = (float) (rs * (perChannel ? at(gamma, k * cg + t, 1f) : 1f));
@@ -337,8 +338,8 @@ public final class GroupNormOps {
             sgx = acc.sumDyXc;
         }
         if (dx == null) return;
-        float q = (float) (-rs * rs * rs * sgx / len);
-        float r = (float) (-rs * sg / len);
+        float q = slope(rs, sgx, len);
+        float r = offset(rs, sg, len);
         if (gamma == null) {
             Runs.gradApply(p, dy, off, x, off, dx, off, len, (float) rs, q, mu, r);
             return;
@@ -366,11 +367,8 @@ public final class GroupNormOps {
             return;
         }
         if (dgamma != null || dbeta != null) {
-            double[][] col = ColumnSums.sums(p, n, cs, len, dy, x, mean, rstd, dgamma != null, dbeta != null, loop);
-            for (long ch = 0; ch < c; ch++) {
-                if (dgamma != null) dgamma.set(F, ch * B, (float) sumRange(col[0], ch * s, s));
-                if (dbeta != null) dbeta.set(F, ch * B, (float) sumRange(col[1], ch * s, s));
-            }
+            writeChannels(ColumnSums.sums(p, n, cs, len, dy, x, mean, rstd, dgamma != null, dbeta != null, loop),
+                    c, s, dgamma, dbeta);
         }
         if (dx == null) return;
         MemorySegment ge = expand(0, gamma, c, s);
@@ -384,8 +382,8 @@ public final class GroupNormOps {
             } else {
                 Runs.rowGradSums(p, dy, off, x, off, ge, wOff, len, mu, acc);
             }
-            float q = (float) (-rs * rs * rs * acc.sumDyXc / len);
-            float r = (float) (-rs * acc.sumDy / len);
+            float q = slope(rs, acc.sumDyXc, len);
+            float r = offset(rs, acc.sumDy, len);
             if (ge == null) {
                 Runs.gradApply(p, dy, off, x, off, dx, off, len, (float) rs, q, mu, r);
             } else {
@@ -423,8 +421,8 @@ public final class GroupNormOps {
             // dgamma's columns in accG (Σdy*xhat), dbeta's in accB (Σdy), as ColumnSums.sums names them
             float[] accG = partG == null ? null : Scratch.taskFloats(0, w);
             float[] accB = partB == null ? null : Scratch.taskFloats(1, w);
-            if (partG != null) java.util.Arrays.fill(partG, base, base + w, 0.0);
-            if (partB != null) java.util.Arrays.fill(partB, base, base + w, 0.0);
+            if (partG != null) Arrays.fill(partG, base, base + w, 0.0);
+            if (partB != null) Arrays.fill(partB, base, base + w, 0.0);
             // rowGradApplyColumns needs its Σdy*xhat accumulators even when only dbeta is wanted (never read)
             float[] sumsG = accG != null ? accG : Scratch.taskFloats(0, w);
             GradSums sums = Scratch.task().grads;
@@ -435,8 +433,8 @@ public final class GroupNormOps {
                     float mu = mean.get(F, kk * B);
                     double rs = rstd.get(F, kk * B);
                     GradSums acc = Runs.rowGradSums(p, dy, off, x, off, ge, wOff, len, mu, sums.reset());
-                    float q = (float) (-rs * rs * rs * acc.sumDyXc / len);
-                    float rr = (float) (-rs * acc.sumDy / len);
+                    float q = slope(rs, acc.sumDyXc, len);
+                    float rr = offset(rs, acc.sumDy, len);
                     p.rowGradApplyColumns(dy, off, x, off, ge, wOff, dx, off, (int) len, (float) rs, q, mu, rr,
                             (float) rs, accB, sumsG, (int) ((k - k0) * len));
                 }
@@ -446,11 +444,25 @@ public final class GroupNormOps {
                 }
             }
         });
-        double[][] col = ColumnSums.combine(partG, partB, bands, cs, loop);
+        writeChannels(ColumnSums.combine(partG, partB, bands, cs, loop), c, s, dgamma, dbeta);
+    }
+
+    /** dgamma[c] and dbeta[c] (either may be null) from the column totals {sumG, sumB}: channel c's S columns. */
+    private static void writeChannels(double[][] col, long c, long s, MemorySegment dgamma, MemorySegment dbeta) {
         for (long ch = 0; ch < c; ch++) {
             if (dgamma != null) dgamma.set(F, ch * B, (float) sumRange(col[0], ch * s, s));
             if (dbeta != null) dbeta.set(F, ch * B, (float) sumRange(col[1], ch * s, s));
         }
+    }
+
+    /** dx's coefficient of (x - mean) in a group of len values: -rstd³ * Σ gamma*dy*(x - mean) / len. */
+    private static float slope(double rs, double sgx, long len) {
+        return (float) (-rs * rs * rs * sgx / len);
+    }
+
+    /** dx's constant in a group of len values: -rstd * Σ gamma*dy / len. */
+    private static float offset(double rs, double sg, long len) {
+        return (float) (-rs * sg / len);
     }
 
     private static double sumRange(double[] v, long from, long count) {
