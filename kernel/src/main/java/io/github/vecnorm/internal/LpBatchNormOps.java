@@ -6,9 +6,10 @@ import java.util.Arrays;
 
 /**
  * L_p BatchNorm bodies composed of the {@link Primitives}; {@code io.github.vecnorm.LpBatchNorm} guards
- * every argument first. Layout as {@link BatchNormOps}: the reductions (in memory order, as BatchNorm's, for
- * runs of at least {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats; channel by channel otherwise, where
- * BatchNorm has its short-run primitives and column path), then BatchNorm's element-wise walks. p = 2 is
+ * every argument first. Layout as {@link BatchNormOps}: the reductions in memory order, as BatchNorm's (runs of
+ * at least {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats a primitive call each; runs of
+ * {@link #SHORT_RUNS_MIN} to 63 floats a sample's block of channels per call, {@link #shortRuns}); channel by
+ * channel for shorter runs, where BatchNorm has its column path; then BatchNorm's element-wise walks. p = 2 is
  * BatchNorm itself and delegates to it.
  *
  * <p>Per channel, d = x - mean over m = N*S values:
@@ -41,8 +42,10 @@ public final class LpBatchNormOps {
             return;
         }
         float[] coef = Scratch.floats(BatchNormOps.scratchFloats(n, cs, s));
-        if (statsInMemoryOrder(s)) {
+        if (BatchNormOps.memoryOrder(s)) {
             memoryOrderStats(pr, p, n, cs, s, x, gamma, beta, saveMean, saveInvSpread, eps, coef, loop);
+        } else if (shortRuns(s)) {
+            shortRunStats(pr, p, n, cs, s, x, gamma, beta, saveMean, saveInvSpread, eps, coef, loop);
         } else {
             loop.forEach(cs, c -> stats(pr, p, n, cs, s, c, x, gamma, beta, saveMean, saveInvSpread, eps, coef));
         }
@@ -50,12 +53,69 @@ public final class LpBatchNormOps {
     }
 
     /**
-     * Whether the forward takes its statistics in memory order ({@link #memoryOrderStats}): runs of at least
-     * {@link BatchNormOps#MEMORY_ORDER_MIN_RUN} floats (L_p has neither BatchNorm's column path nor its
-     * short-run sums).
+     * Whether the forward takes its statistics in memory order, as sums about the channel's first value
+     * ({@link #memoryOrderStats}, {@link #shortRunStats}), and the backward its sums in memory order: runs of at
+     * least {@link #SHORT_RUNS_MIN} floats. Shorter runs go channel by channel (Welford): L_p has no column path.
      */
     public static boolean statsInMemoryOrder(long s) {
-        return BatchNormOps.memoryOrder(s);
+        return s >= SHORT_RUNS_MIN;
+    }
+
+    /** The shortest runs the short-run primitives take (a vector of 16 lanes, AVX-512's). */
+    static final int SHORT_RUNS_MIN = 16;
+
+    /**
+     * Runs of {@link #SHORT_RUNS_MIN} to 63 floats: each reduction a sample's block of channels per call, in
+     * memory order (the short-run primitives, {@link Primitives#centredSumsRuns} and the L_p ones), as
+     * BatchNorm's. Channel by channel, each call was the channel's N strided runs of S floats, and dx was
+     * written in N strided streams per channel.
+     */
+    static boolean shortRuns(long s) {
+        return s >= SHORT_RUNS_MIN && !BatchNormOps.memoryOrder(s);
+    }
+
+    /**
+     * The statistics of runs of 16 to 63 floats ({@link #shortRuns}), in memory order: the mean from Σ(x - x0)
+     * and Σ(x - x0)² per channel ({@link BatchNormOps#memoryOrderSums}, {@link BatchNormOps#finishShiftedSums}),
+     * then for p = 1 Σ|x - mean| ({@link Primitives#sumAbsDiffRuns}), for p = inf the minimum and maximum
+     * ({@link Primitives#minMaxRuns}), a block of channels per task.
+     */
+    static void shortRunStats(Primitives pr, double p, long n, long cs, long s, MemorySegment x,
+                              MemorySegment gamma, MemorySegment beta, MemorySegment saveMean,
+                              MemorySegment saveInvSpread, double eps, float[] coef, Loop loop) {
+        int k = (int) cs;
+        // slot 0: Σd, then the mean, then (p = inf) the minimum at k + c; slot 1: Σd², then Σ|x - mean| or
+        // (p = inf) the maximum at k + c
+        double[] a = Scratch.doubles(0, p == 1 ? k : 2L * k), b = Scratch.doubles(1, p == 1 ? k : 2L * k);
+        BatchNormOps.memoryOrderSums(pr, n, cs, s, null, x, x, s * B, a, b, loop);
+        BatchNormOps.finishShiftedSums(pr, n, cs, s, x, a, b, loop, (c, mean, m2) -> a[(int) c] = mean);
+        long block = BatchNormOps.blockChannels(cs, loop), stride = cs * s * B;
+        long items = ColumnSums.ceilDiv(cs, block);
+        if (p == 1) {
+            // the mean as two floats (the centre and what rounding it left), in coef until finish
+            for (int c = 0; c < k; c++) {
+                float meanF = (float) a[c];
+                coef[BatchNormOps.COEFS * c] = meanF;
+                coef[BatchNormOps.COEFS * c + 1] = (float) (a[c] - meanF);
+            }
+            Arrays.fill(b, 0, k, 0.0);
+            loop.forEach(items, j -> pr.sumAbsDiffRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
+                    (int) Math.min(cs, (j + 1) * block), coef, 0, BatchNormOps.COEFS, b, 0));
+            double count = (double) n * s;
+            for (long c = 0; c < cs; c++) {
+                finish(c, a[(int) c], b[(int) c] / count, gamma, beta, saveMean, saveInvSpread, eps, coef);
+            }
+        } else {
+            Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
+            Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
+            loop.forEach(items, j -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
+                    (int) Math.min(cs, (j + 1) * block), a, b, k));
+            for (long c = 0; c < cs; c++) {
+                int i = (int) c;
+                finish(c, a[i], Math.max(b[k + i] - a[i], a[i] - a[k + i]), gamma, beta, saveMean, saveInvSpread,
+                        eps, coef);
+            }
+        }
     }
 
     /**
@@ -113,20 +173,32 @@ public final class LpBatchNormOps {
         }
         if (dx == null && dgamma == null && dbeta == null) return;
         float[] coef = dx == null ? null : Scratch.floats(STEP_COEFS * cs);
-        boolean memoryOrder = BatchNormOps.memoryOrder(s);
+        boolean memoryOrder = BatchNormOps.memoryOrder(s), shortRuns = shortRuns(s);
         if (memoryOrder) {
             memoryOrderSums(pr, p, n, cs, s, dy, x, gamma, saveMean, saveInvSpread, dgamma, dbeta, coef, loop);
+        } else if (shortRuns) {
+            shortRunSums(pr, p, n, cs, s, dy, x, gamma, saveMean, saveInvSpread, dgamma, dbeta, coef, loop);
         } else {
             loop.forEach(cs, c -> backwardSums(pr, p, n, cs, s, c, dy, x, gamma, saveMean, saveInvSpread,
                     dgamma, dbeta, coef));
         }
         if (dx == null) return;
-        if (memoryOrder) {
+        if (memoryOrder || shortRuns) {
+            // memory order, each task the runs of the channels whose sums it took, a sample's block of channels
+            // in one call (gradApplyStepsRuns: the flat walk for runs that are not whole vectors)
             long b = BatchNormOps.blockChannels(cs, loop);
             loop.forEach(BatchNormOps.runItems(n, cs, b), j -> {
                 long c0 = BatchNormOps.firstChannel(j, n, b), c1 = Math.min(cs, c0 + b);
                 long r0 = BatchNormOps.firstRun(j, n, cs);
-                for (long c = c0; c < c1; c++) applySteps(pr, dy, x, dx, (r0 + c) * s * B, 1, s, 0, coef, (int) (STEP_COEFS * c));
+                if (s <= BatchNormOps.MAX_RUN) {
+                    long off = (r0 + c0) * s * B;
+                    pr.gradApplyStepsRuns(dy, off, x, off, dx, off, (int) (c1 - c0), (int) s, coef,
+                            (int) (STEP_COEFS * c0), STEP_COEFS);
+                } else {
+                    for (long c = c0; c < c1; c++) {
+                        applySteps(pr, dy, x, dx, (r0 + c) * s * B, 1, s, 0, coef, (int) (STEP_COEFS * c));
+                    }
+                }
             });
         } else {
             loop.forEach(cs, c -> applySteps(pr, dy, x, dx, c * s * B, n, s, cs * s * B, coef, (int) (STEP_COEFS * c)));
@@ -232,6 +304,68 @@ public final class LpBatchNormOps {
             float[] mm = minMaxOf(pr, x, off, 1, s, 0, task.minMax);
             tieExtremes(pr, x, off, s, mm[0], mm[1], task.counts, a, b, k, c);
         });
+        loop.forEach(cs, c -> {
+            int i = (int) c;
+            finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], b[2 * k + i], a[2 * k + i],
+                    gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
+        });
+    }
+
+    /**
+     * The backward's sums for runs of 16 to 63 floats ({@link #shortRuns}), in memory order, a block of channels
+     * per task: Σdy and Σdy*(x - mean) ({@link BatchNormOps#memoryOrderSums}); when dx is wanted, for p = 1 the
+     * sign counts about the mean ({@link Primitives#countStepsRuns}), for p = inf the extremes
+     * ({@link Primitives#minMaxRuns}) and then their ties. Each a pass over x.
+     */
+    static void shortRunSums(Primitives pr, double p, long n, long cs, long s, MemorySegment dy, MemorySegment x,
+                             MemorySegment gamma, MemorySegment saveMean, MemorySegment saveInvSpread,
+                             MemorySegment dgamma, MemorySegment dbeta, float[] coef, Loop loop) {
+        int k = (int) cs;
+        // as memoryOrderSums: slot 0 Σdy at c, then [x >= mean] or the minimum at k + c and [x <= minimum] at
+        // 2k + c; slot 1 Σdy*(x - mean) at c, then [x <= mean] or the maximum at k + c and [x >= maximum] at 2k + c
+        long size = coef == null ? k : p == 1 ? 2L * k : 3L * k;
+        double[] a = Scratch.doubles(0, size), b = Scratch.doubles(1, size);
+        BatchNormOps.memoryOrderSums(pr, n, cs, s, dy, x, saveMean, B, a, b, loop);
+        if (coef == null) {
+            for (long c = 0; c < cs; c++) {
+                finishBackward(p, n, s, c, a[(int) c], b[(int) c], 0, 0, 0, 0, gamma, saveMean, saveInvSpread,
+                        dgamma, dbeta, null);
+            }
+            return;
+        }
+        long block = BatchNormOps.blockChannels(cs, loop), stride = cs * s * B;
+        long items = ColumnSums.ceilDiv(cs, block);
+        // the steps in coef's hi and lo slots (countStepsRuns reads gradApplyStepsRuns' layout); finishBackward
+        // writes the same values there again
+        if (p == 1) {
+            for (int c = 0; c < k; c++) {
+                float meanF = saveMean.get(F, c * B);
+                coef[STEP_COEFS * c + 2] = meanF;
+                coef[STEP_COEFS * c + 4] = meanF;
+            }
+            Arrays.fill(a, k, 2 * k, 0.0);
+            Arrays.fill(b, k, 2 * k, 0.0);
+            loop.forEach(items, j -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
+                    (int) Math.min(cs, (j + 1) * block), coef, 2, STEP_COEFS, a, b, k));
+            loop.forEach(cs, c -> {
+                float meanF = saveMean.get(F, c * B);
+                finishBackward(p, n, s, c, a[(int) c], b[(int) c], meanF, meanF, a[(int) (k + c)],
+                        b[(int) (k + c)], gamma, saveMean, saveInvSpread, dgamma, dbeta, coef);
+            });
+            return;
+        }
+        Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
+        Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
+        Arrays.fill(a, 2 * k, 3 * k, 0.0);
+        Arrays.fill(b, 2 * k, 3 * k, 0.0);
+        loop.forEach(items, j -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
+                (int) Math.min(cs, (j + 1) * block), a, b, k));
+        for (int c = 0; c < k; c++) {
+            coef[STEP_COEFS * c + 2] = (float) b[k + c];
+            coef[STEP_COEFS * c + 4] = (float) a[k + c];
+        }
+        loop.forEach(items, j -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
+                (int) Math.min(cs, (j + 1) * block), coef, 2, STEP_COEFS, b, a, 2 * k));
         loop.forEach(cs, c -> {
             int i = (int) c;
             finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], b[2 * k + i], a[2 * k + i],

@@ -158,6 +158,45 @@ public interface Primitives {
     void gradApplySteps(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
                         long runs, int len, long stride, float p, float r, float hi, float u, float lo, float v);
 
+    // --- the same over consecutive short runs, each with its own coefficients (L_p BatchNorm with short S):
+    // the layout of centredSumsRuns (a sample is `runs` runs of len floats back to back, runs [from, to) of every
+    // sample, sample i from byte off + i * sampleStride); run r's coefficients from coef[coefOff + r * coefStride]
+    // on, its results added into out[outOff + r] (no other slot is written). A run's results are the same bits
+    // whatever [from, to) holds it. Each sum of a run is float lanes of at most 16 * ceil(len / lanes) values,
+    // their tree, in double. The implementation may read the floats of runs next to [from, to) in the same
+    // sample; nothing outside the samples' runs.
+
+    /**
+     * {@link #sumAbsDiff} of each run r in [from, to) over the samples, about its own centre c = coef[k],
+     * c2 = coef[k + 1] (k = coefOff + r * coefStride), added into {@code out[outOff + r]}.
+     */
+    void sumAbsDiffRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                        int to, float[] coef, int coefOff, int coefStride, double[] out, int outOff);
+
+    /**
+     * {@link #minMax} of each run r in [from, to) over the samples, merged into {@code lo[outOff + r]} and
+     * {@code hi[outOff + r]} (start from +inf, -inf) as {@link Math#min}/{@link Math#max} merge: a NaN makes
+     * its own run's extremes NaN and no other run's. A zero extreme may come back as either zero.
+     */
+    void minMaxRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from, int to,
+                    double[] lo, double[] hi, int outOff);
+
+    /**
+     * {@link #countSteps} of each run r in [from, to) over the samples with its own steps hi = coef[k],
+     * lo = coef[k + 2] (k = coefOff + r * coefStride: {@link #gradApplyStepsRuns}' layout): the number of
+     * values >= hi added into {@code atHi[outOff + r]}, of values <= lo into {@code atLo[outOff + r]}.
+     */
+    void countStepsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                        int to, float[] coef, int coefOff, int coefStride, double[] atHi, double[] atLo, int outOff);
+
+    /**
+     * {@link #gradApplySteps} over consecutive runs (run r from byte {@code r * len * 4} on), each with its own
+     * {@code p, r, hi, u, lo, v = coef[k .. k + 5]}, {@code k = coefOff + run * coefStride}: the same float
+     * operations as gradApplySteps run by run (so the same bits). dx may be dy (same offsets).
+     */
+    void gradApplyStepsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx, long dxOff,
+                            int runs, int len, float[] coef, int coefOff, int coefStride);
+
     /**
      * {@code out = a * u + b * v} element by element over one run of len floats, {@code fma(a, u, b * v)},
      * with per-element coefficients {@code a[coefOff + i]}, {@code b[coefOff + i]}. b may be null

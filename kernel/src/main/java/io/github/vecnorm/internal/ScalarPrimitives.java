@@ -291,6 +291,57 @@ public final class ScalarPrimitives implements Primitives {
     }
 
     @Override
+    public void sumAbsDiffRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                               int to, float[] coef, int coefOff, int coefStride, double[] out, int outOff) {
+        for (long i = 0; i < samples; i++) {
+            for (int r = from; r < to; r++) {
+                int k = coefOff + r * coefStride;
+                out[outOff + r] += sumAbsDiff(x, off + i * sampleStride + (long) r * len * B, 1, len, 0, coef[k],
+                        coef[k + 1]);
+            }
+        }
+    }
+
+    @Override
+    public void minMaxRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                           int to, double[] lo, double[] hi, int outOff) {
+        float[] mm = new float[2];
+        for (int r = from; r < to; r++) {
+            mm[0] = Float.POSITIVE_INFINITY;
+            mm[1] = Float.NEGATIVE_INFINITY;
+            minMax(x, off + (long) r * len * B, samples, len, sampleStride, mm);
+            lo[outOff + r] = Math.min(lo[outOff + r], mm[0]);
+            hi[outOff + r] = Math.max(hi[outOff + r], mm[1]);
+        }
+    }
+
+    @Override
+    public void countStepsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
+                               int to, float[] coef, int coefOff, int coefStride, double[] atHi, double[] atLo,
+                               int outOff) {
+        long[] counts = new long[2];
+        for (int r = from; r < to; r++) {
+            int k = coefOff + r * coefStride;
+            counts[0] = 0;
+            counts[1] = 0;
+            countSteps(x, off + (long) r * len * B, samples, len, sampleStride, coef[k], coef[k + 2], counts);
+            atHi[outOff + r] += counts[0];
+            atLo[outOff + r] += counts[1];
+        }
+    }
+
+    @Override
+    public void gradApplyStepsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx,
+                                   long dxOff, int runs, int len, float[] coef, int coefOff, int coefStride) {
+        for (int r = 0; r < runs; r++) {
+            int k = coefOff + r * coefStride;
+            long d = (long) r * len * B;
+            gradApplySteps(dy, dyOff + d, x, xOff + d, dx, dxOff + d, 1, len, 0, coef[k], coef[k + 1], coef[k + 2],
+                    coef[k + 3], coef[k + 4], coef[k + 5]);
+        }
+    }
+
+    @Override
     public void rowLinear(MemorySegment u, long uOff, MemorySegment v, long vOff, MemorySegment out, long outOff, int len,
                           float[] a, float[] b, int coefOff) {
         for (int i = 0; i < len; i++) {
