@@ -29,9 +29,10 @@ import java.lang.foreign.MemorySegment;
  * mode (batch statistics) is provided; there are no running statistics.
  *
  * <p>The mean is taken as BatchNorm's is on its channel paths (see its "Differences from ATen"): for runs
- * (S) of at least 64 floats, sums about each channel's first value with x read in memory order, otherwise
- * Welford (BatchNorm's column path for small S has no L_p counterpart). The
- * maximum and minimum (p = inf) come from the same pass; mean |d| (p = 1) from a second pass, about the
+ * (S) of at least 16 floats, sums about each channel's first value with x read in memory order (runs under
+ * 64 floats a sample's block of channels at a time), otherwise Welford channel by channel (BatchNorm's column
+ * path for small S has no L_p counterpart). The maximum and minimum (p = inf) come from the same pass for runs
+ * of at least 64 floats, from a second one for shorter runs; mean |d| (p = 1) from a second pass, about the
  * mean held as two floats so that rounding the mean costs no precision.
  *
  * <h2>Backward</h2>

@@ -146,8 +146,8 @@ public final class BatchNormOps {
     /**
      * Runs at least this long have their sums in memory order taken run by run, a primitive call each
      * ({@link #memoryOrderRuns}); shorter ones a sample's block of channels per call
-     * ({@link Primitives#centredSumsRuns}, {@link Primitives#gradSumsRuns}). L_p BatchNorm takes its statistics
-     * and backward sums in memory order only from this length on (channel by channel below). Writing y
+     * ({@link Primitives#centredSumsRuns}, {@link Primitives#gradSumsRuns}), as L_p BatchNorm's from 16 floats on
+     * ({@link LpBatchNormOps#shortRuns}). Writing y
      * channel by channel means N strided streams per channel; measured on the headline shape, the element-wise
      * pass took 1.3 ms that way against 0.8 ms in memory order.
      */

@@ -68,12 +68,14 @@ class LpRunsPrimitivesTest {
     void reductionsAreEachRunsOwnWhateverTheSplit() {
         Primitives vector = Kernels.vectorOrNull();
         Tally t = new Tally("primitive sumAbsDiffRuns/minMaxRuns/countStepsRuns", "examples", "len<16", "16<=len<64",
-                "split", "poisoned", "samples>16", "manyRuns", "ties");
+                "split", "poisoned", "samples>16", "manyRuns", "ties", "wholeVectors");
         // past this many runs the vector implementation reduces each run where it ends, not across the samples
         int manyRuns = 8192 / (vector == null ? 1 : vector.lanes()) + 1;
         qt().withExamples(250).forAll(range(1, 5), range(1, 9), range(1, 70), longRange(0, Long.MAX_VALUE))
-                .checkAssert((fewSamples, fewRuns, len, seed) -> {
+                .checkAssert((fewSamples, fewRuns, anyLen, seed) -> {
                     SplittableRandom rnd = new SplittableRandom(seed);
+                    // now and then whole vectors of either width
+                    int len = rnd.nextInt(5) == 0 ? 16 * (1 + rnd.nextInt(3)) : anyLen;
                     boolean many = rnd.nextInt(8) == 0;
                     int runs = many ? manyRuns + rnd.nextInt(3) : fewRuns;
                     int samples = !many && rnd.nextInt(6) == 0 ? 17 + rnd.nextInt(4) : fewSamples;
@@ -105,6 +107,8 @@ class LpRunsPrimitivesTest {
                     t.count("examples", true);
                     t.count("len<16", len < 16);
                     t.count("16<=len<64", len >= 16 && len < 64);
+                    // runs of whole vectors: the vector implementation reads each run's own vectors
+                    t.count("wholeVectors", len % 16 == 0);
                     t.count("split", cut > 0 && cut < runs);
                     for (Primitives p : PrimitivesPropertiesTest.implementations()) {
                         ErrorModel model = ErrorModel.of(p);
