@@ -89,8 +89,7 @@ public final class LpBatchNormOps {
         double[] a = Scratch.doubles(0, p == 1 ? k : 2L * k), b = Scratch.doubles(1, p == 1 ? k : 2L * k);
         BatchNormOps.memoryOrderSums(pr, n, cs, s, null, x, x, s * B, a, b, loop);
         BatchNormOps.finishShiftedSums(pr, n, cs, s, x, a, b, loop, (c, mean, m2) -> a[(int) c] = mean);
-        long block = BatchNormOps.blockChannels(cs, loop), stride = cs * s * B;
-        long items = ColumnSums.ceilDiv(cs, block);
+        long stride = cs * s * B;
         if (p == 1) {
             // the mean as two floats (the centre and what rounding it left), in coef until finish
             for (int c = 0; c < k; c++) {
@@ -99,8 +98,8 @@ public final class LpBatchNormOps {
                 coef[BatchNormOps.COEFS * c + 1] = (float) (a[c] - meanF);
             }
             Arrays.fill(b, 0, k, 0.0);
-            loop.forEach(items, j -> pr.sumAbsDiffRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
-                    (int) Math.min(cs, (j + 1) * block), coef, 0, BatchNormOps.COEFS, b, 0));
+            channelBlocks(cs, loop, (c0, c1) -> pr.sumAbsDiffRuns(x, 0, n, stride, k, (int) s, c0, c1, coef, 0,
+                    BatchNormOps.COEFS, b, 0));
             double count = (double) n * s;
             for (long c = 0; c < cs; c++) {
                 finish(c, a[(int) c], b[(int) c] / count, gamma, beta, saveMean, saveInvSpread, eps, coef);
@@ -108,8 +107,7 @@ public final class LpBatchNormOps {
         } else {
             Arrays.fill(a, k, 2 * k, Double.POSITIVE_INFINITY);
             Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
-            loop.forEach(items, j -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
-                    (int) Math.min(cs, (j + 1) * block), a, b, k));
+            channelBlocks(cs, loop, (c0, c1) -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, c0, c1, a, b, k));
             for (long c = 0; c < cs; c++) {
                 int i = (int) c;
                 finish(c, a[i], Math.max(b[k + i] - a[i], a[i] - a[k + i]), gamma, beta, saveMean, saveInvSpread,
@@ -333,8 +331,7 @@ public final class LpBatchNormOps {
             }
             return;
         }
-        long block = BatchNormOps.blockChannels(cs, loop), stride = cs * s * B;
-        long items = ColumnSums.ceilDiv(cs, block);
+        long stride = cs * s * B;
         // the steps in coef's hi and lo slots (countStepsRuns reads gradApplyStepsRuns' layout); finishBackward
         // writes the same values there again
         if (p == 1) {
@@ -345,8 +342,8 @@ public final class LpBatchNormOps {
             }
             Arrays.fill(a, k, 2 * k, 0.0);
             Arrays.fill(b, k, 2 * k, 0.0);
-            loop.forEach(items, j -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
-                    (int) Math.min(cs, (j + 1) * block), coef, 2, STEP_COEFS, a, b, k));
+            channelBlocks(cs, loop, (c0, c1) -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, c0, c1, coef, 2,
+                    STEP_COEFS, a, b, k));
             loop.forEach(cs, c -> {
                 float meanF = saveMean.get(F, c * B);
                 finishBackward(p, n, s, c, a[(int) c], b[(int) c], meanF, meanF, a[(int) (k + c)],
@@ -358,14 +355,13 @@ public final class LpBatchNormOps {
         Arrays.fill(b, k, 2 * k, Double.NEGATIVE_INFINITY);
         Arrays.fill(a, 2 * k, 3 * k, 0.0);
         Arrays.fill(b, 2 * k, 3 * k, 0.0);
-        loop.forEach(items, j -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
-                (int) Math.min(cs, (j + 1) * block), a, b, k));
+        channelBlocks(cs, loop, (c0, c1) -> pr.minMaxRuns(x, 0, n, stride, k, (int) s, c0, c1, a, b, k));
         for (int c = 0; c < k; c++) {
             coef[STEP_COEFS * c + 2] = (float) b[k + c];
             coef[STEP_COEFS * c + 4] = (float) a[k + c];
         }
-        loop.forEach(items, j -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, (int) (j * block),
-                (int) Math.min(cs, (j + 1) * block), coef, 2, STEP_COEFS, b, a, 2 * k));
+        channelBlocks(cs, loop, (c0, c1) -> pr.countStepsRuns(x, 0, n, stride, k, (int) s, c0, c1, coef, 2,
+                STEP_COEFS, b, a, 2 * k));
         loop.forEach(cs, c -> {
             int i = (int) c;
             finishBackward(p, n, s, c, a[i], b[i], (float) b[k + i], (float) a[k + i], b[2 * k + i], a[2 * k + i],
@@ -525,6 +521,19 @@ public final class LpBatchNormOps {
             return;
         }
         runs(off, n, s, stride, (o, rr, len, st) -> pr.gradApplySteps(dy, o, x, o, dx, o, rr, len, st, k, r, hi, u, lo, v));
+    }
+
+    /** A call over channels [c0, c1) (a sample's block of runs in each sample). */
+    @FunctionalInterface
+    private interface BlockBody {
+        void run(int c0, int c1);
+    }
+
+    /** {@link BatchNormOps#blockChannels}' blocks of channels, one work item each. */
+    private static void channelBlocks(long cs, Loop loop, BlockBody body) {
+        long block = BatchNormOps.blockChannels(cs, loop);
+        loop.forEach(ColumnSums.ceilDiv(cs, block),
+                j -> body.run((int) (j * block), (int) Math.min(cs, (j + 1) * block)));
     }
 
     /** A primitive call over runs: same offsets in every tensor. */

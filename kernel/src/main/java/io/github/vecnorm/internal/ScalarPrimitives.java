@@ -293,52 +293,27 @@ public final class ScalarPrimitives implements Primitives {
     @Override
     public void sumAbsDiffRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
                                int to, float[] coef, int coefOff, int coefStride, double[] out, int outOff) {
-        for (long i = 0; i < samples; i++) {
-            for (int r = from; r < to; r++) {
-                int k = coefOff + r * coefStride;
-                out[outOff + r] += sumAbsDiff(x, off + i * sampleStride + (long) r * len * B, 1, len, 0, coef[k],
-                        coef[k + 1]);
-            }
-        }
+        RunsByRun.sumAbsDiff(this, x, off, samples, sampleStride, len, from, to, coef, coefOff, coefStride, out, outOff);
     }
 
     @Override
     public void minMaxRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
                            int to, double[] lo, double[] hi, int outOff) {
-        float[] mm = new float[2];
-        for (int r = from; r < to; r++) {
-            mm[0] = Float.POSITIVE_INFINITY;
-            mm[1] = Float.NEGATIVE_INFINITY;
-            minMax(x, off + (long) r * len * B, samples, len, sampleStride, mm);
-            lo[outOff + r] = Math.min(lo[outOff + r], mm[0]);
-            hi[outOff + r] = Math.max(hi[outOff + r], mm[1]);
-        }
+        RunsByRun.minMax(this, x, off, samples, sampleStride, len, from, to, lo, hi, outOff);
     }
 
     @Override
     public void countStepsRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
                                int to, float[] coef, int coefOff, int coefStride, double[] atHi, double[] atLo,
                                int outOff) {
-        long[] counts = new long[2];
-        for (int r = from; r < to; r++) {
-            int k = coefOff + r * coefStride;
-            counts[0] = 0;
-            counts[1] = 0;
-            countSteps(x, off + (long) r * len * B, samples, len, sampleStride, coef[k], coef[k + 2], counts);
-            atHi[outOff + r] += counts[0];
-            atLo[outOff + r] += counts[1];
-        }
+        RunsByRun.countSteps(this, x, off, samples, sampleStride, len, from, to, coef, coefOff, coefStride, atHi, atLo,
+                outOff);
     }
 
     @Override
     public void gradApplyStepsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx,
                                    long dxOff, int runs, int len, float[] coef, int coefOff, int coefStride) {
-        for (int r = 0; r < runs; r++) {
-            int k = coefOff + r * coefStride;
-            long d = (long) r * len * B;
-            gradApplySteps(dy, dyOff + d, x, xOff + d, dx, dxOff + d, 1, len, 0, coef[k], coef[k + 1], coef[k + 2],
-                    coef[k + 3], coef[k + 4], coef[k + 5]);
-        }
+        RunsByRun.gradApplySteps(this, dy, dyOff, x, xOff, dx, dxOff, runs, len, coef, coefOff, coefStride);
     }
 
     @Override

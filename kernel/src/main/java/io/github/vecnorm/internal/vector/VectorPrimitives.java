@@ -4,6 +4,7 @@ import io.github.vecnorm.internal.CentredSums;
 import io.github.vecnorm.internal.GradSums;
 import io.github.vecnorm.internal.Moments;
 import io.github.vecnorm.internal.Primitives;
+import io.github.vecnorm.internal.RunsByRun;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -1172,13 +1173,8 @@ public final class VectorPrimitives implements Primitives {
     public void sumAbsDiffRuns(MemorySegment x, long off, long samples, long sampleStride, int runs, int len, int from,
                                int to, float[] coef, int coefOff, int coefStride, double[] out, int outOff) {
         if (!flatRuns(len)) {
-            for (long i = 0; i < samples; i++) {
-                for (int r = from; r < to; r++) {
-                    int k = coefOff + r * coefStride;
-                    out[outOff + r] += sumAbsDiff(x, off + i * sampleStride + (long) r * len * B, 1, len, 0, coef[k],
-                            coef[k + 1]);
-                }
-            }
+            RunsByRun.sumAbsDiff(this, x, off, samples, sampleStride, len, from, to, coef, coefOff, coefStride, out,
+                    outOff);
             return;
         }
         // each term in float as sumAbsDiff's; run k's lanes in s, reduced where it ends or kept across samples
@@ -1250,14 +1246,7 @@ public final class VectorPrimitives implements Primitives {
                            int to, double[] lo, double[] hi, int outOff) {
         int count = to - from, his = count * L;
         if (!flatRuns(len)) {
-            float[] mm = new float[2];
-            for (int r = from; r < to; r++) {
-                mm[0] = Float.POSITIVE_INFINITY;
-                mm[1] = Float.NEGATIVE_INFINITY;
-                minMax(x, off + (long) r * len * B, samples, len, sampleStride, mm);
-                lo[outOff + r] = Math.min(lo[outOff + r], mm[0]);
-                hi[outOff + r] = Math.max(hi[outOff + r], mm[1]);
-            }
+            RunsByRun.minMax(this, x, off, samples, sampleStride, len, from, to, lo, hi, outOff);
             return;
         }
         // compare and blend, as minMax, into each run's lanes kept across the samples (count * L floats of
@@ -1354,15 +1343,8 @@ public final class VectorPrimitives implements Primitives {
                                int to, float[] coef, int coefOff, int coefStride, double[] atHi, double[] atLo,
                                int outOff) {
         if (!flatRuns(len)) {
-            long[] counts = new long[2];
-            for (int r = from; r < to; r++) {
-                int k = coefOff + r * coefStride;
-                counts[0] = 0;
-                counts[1] = 0;
-                countSteps(x, off + (long) r * len * B, samples, len, sampleStride, coef[k], coef[k + 2], counts);
-                atHi[outOff + r] += counts[0];
-                atLo[outOff + r] += counts[1];
-            }
+            RunsByRun.countSteps(this, x, off, samples, sampleStride, len, from, to, coef, coefOff, coefStride, atHi,
+                    atLo, outOff);
             return;
         }
         long total = (long) runs * len, bound = total - total % L, start = (long) from * len;
@@ -1435,12 +1417,7 @@ public final class VectorPrimitives implements Primitives {
     public void gradApplyStepsRuns(MemorySegment dy, long dyOff, MemorySegment x, long xOff, MemorySegment dx,
                                    long dxOff, int runs, int len, float[] coef, int coefOff, int coefStride) {
         if (runByRun(runs, len)) {
-            for (int r = 0; r < runs; r++) {
-                int k = coefOff + r * coefStride;
-                long d = (long) r * len * B;
-                gradApplySteps(dy, dyOff + d, x, xOff + d, dx, dxOff + d, 1, len, 0, coef[k], coef[k + 1],
-                        coef[k + 2], coef[k + 3], coef[k + 4], coef[k + 5]);
-            }
+            RunsByRun.gradApplySteps(this, dy, dyOff, x, xOff, dx, dxOff, runs, len, coef, coefOff, coefStride);
             return;
         }
         // affineRuns' walk with gradApplySteps' float operations: each lane takes its run's (p, r, hi, u, lo, v)
